@@ -1,0 +1,1 @@
+//! The versioned binary encoding of stored documents.
