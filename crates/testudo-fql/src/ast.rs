@@ -5,6 +5,8 @@
 //! normalizations: a parenthesized single expression is the expression itself, and a tuple
 //! `(a, b)` / `()` is an [`ExprKind::Array`] (FQL evaluates tuples to arrays).
 
+use std::sync::Arc;
+
 /// A half-open byte range `[start, end)` into the query source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Span {
@@ -72,10 +74,12 @@ pub enum ExprKind {
     Object(Vec<(Name, Expr)>),
     /// `{ stmt; ...; expr }`: its own scope; never empty, ends with an expression.
     Block(Vec<Stmt>),
-    Lambda(Box<Lambda>),
+    /// Shared (`Arc`) so that a closure value can hold its code without copying the tree.
+    Lambda(Arc<Lambda>),
     /// A short lambda built from `.field`-style anonymous access (`.name`, `.a + .b`,
     /// `!.done`). Its body refers to the argument through [`ExprKind::ImplicitArg`].
-    ShortLambda(Box<Expr>),
+    /// Shared (`Arc`) for the same reason as `Lambda`.
+    ShortLambda(Arc<Expr>),
     /// The receiver of a short lambda.
     ImplicitArg,
     If { cond: Box<Expr>, then: Box<Expr>, otherwise: Option<Box<Expr>> },
