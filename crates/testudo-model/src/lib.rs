@@ -16,11 +16,13 @@ pub mod data;
 pub mod ids;
 pub mod input;
 pub mod json;
+pub mod num;
 pub mod output;
+pub mod sortkey;
 pub mod time;
 
 pub use data::{Data, DataMap, StoredDoc};
 pub use ids::{CollId, DbId, DocId, Ts};
 pub use input::Input;
 pub use output::{DocOutput, NullCause, Output, RefTarget};
-pub use time::{Date, Time};
+pub use time::{Date, Time, TimeRangeError, TimeUnit};
