@@ -7,7 +7,7 @@
 
 use indexmap::IndexMap;
 
-use crate::{CollId, DocId, Date, Time};
+use crate::{CollId, Date, DocId, Time};
 
 /// An insertion-ordered object, as FQL structs are.
 pub type DataMap = IndexMap<String, Data>;
@@ -25,7 +25,10 @@ pub enum Data {
     Array(Vec<Data>),
     Object(DataMap),
     /// A reference to a document (user or system collection) by immutable ids.
-    Ref { coll: CollId, id: DocId },
+    Ref {
+        coll: CollId,
+        id: DocId,
+    },
     /// `TransactionTime()`: resolved to the commit timestamp of the version that holds it.
     TxnTime,
 }

@@ -85,7 +85,10 @@ mod tests {
     #[test]
     fn doc_id_parse_accepts_only_decimal_i64() {
         assert_eq!(DocId::parse("0"), Some(DocId(0)));
-        assert_eq!(DocId::parse("9223372036854775807"), Some(DocId(i64::MAX as u64)));
+        assert_eq!(
+            DocId::parse("9223372036854775807"),
+            Some(DocId(i64::MAX as u64))
+        );
         assert_eq!(DocId::parse("9223372036854775808"), None);
         assert_eq!(DocId::parse("-1"), None);
         assert_eq!(DocId::parse("1a"), None);

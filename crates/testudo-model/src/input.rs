@@ -20,7 +20,10 @@ pub enum Input {
     Module(String),
     /// `{"@ref": {...}}` or `{"@doc": {...}}`: a document of `coll` by id, or a named schema
     /// document when `coll` is a system collection such as `Collection`.
-    Ref { coll: String, key: RefKey },
+    Ref {
+        coll: String,
+        key: RefKey,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

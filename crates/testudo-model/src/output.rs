@@ -29,9 +29,15 @@ pub enum Output {
     /// A reference that is not read (a document stored inside another document's field).
     Ref(RefTarget),
     /// A document that could not be read, and why.
-    NullDoc { target: RefTarget, cause: NullCause },
+    NullDoc {
+        target: RefTarget,
+        cause: NullCause,
+    },
     /// The first page of a set.
-    SetPage { data: Vec<Output>, after: Option<String> },
+    SetPage {
+        data: Vec<Output>,
+        after: Option<String>,
+    },
     /// A set left unmaterialized (nested too deep): only its cursor.
     SetCursor(String),
     /// An event source token.
