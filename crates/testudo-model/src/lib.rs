@@ -21,6 +21,9 @@ pub mod output;
 pub mod sortkey;
 pub mod time;
 
+#[cfg(test)]
+mod testgen;
+
 pub use data::{Data, DataMap, StoredDoc};
 pub use ids::{CollId, DbId, DocId, Ts};
 pub use input::Input;

@@ -434,6 +434,15 @@ impl fmt::Display for Time {
 }
 
 impl Date {
+    /// Java `LocalDate.MIN`: `-999999999-01-01`.
+    pub const MIN: Date = Date {
+        days: DATE_MIN_DAYS,
+    };
+    /// Java `LocalDate.MAX`: `+999999999-12-31`.
+    pub const MAX: Date = Date {
+        days: DATE_MAX_DAYS,
+    };
+
     /// The raw constructor for decoded values; does not check the range.
     pub fn from_days(days: i64) -> Date {
         Date { days }
