@@ -459,6 +459,7 @@ mod tests {
         for _ in 0..2_000 {
             let doc = random_doc(&mut rng);
             let bytes = encode_doc(&doc);
+            assert_eq!(bytes.capacity(), bytes.len(), "the size pass must be exact");
             let back = decode_doc(&bytes).unwrap_or_else(|e| panic!("{e}: {doc:?}"));
             assert_eq!(back.ttl, doc.ttl);
             assert!(same_data(

@@ -260,6 +260,29 @@ fn is_decimal_literal(s: &str) -> bool {
     mantissa_ok && exponent_ok
 }
 
+/// Appends the decimal text of `n` to `out`.
+pub(crate) fn write_i64(n: i64, out: &mut Vec<u8>) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    write_u64(n.unsigned_abs(), out);
+}
+
+/// Appends the decimal text of `n` to `out`.
+pub(crate) fn write_u64(mut n: u64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
 #[cfg(test)]
 #[allow(clippy::approx_constant)]
 mod tests {
@@ -411,5 +434,16 @@ mod tests {
         ] {
             assert_eq!(parse_java_double(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn integer_writers_cover_the_extremes() {
+        let mut out = Vec::new();
+        write_i64(i64::MIN, &mut out);
+        out.push(b' ');
+        write_u64(u64::MAX, &mut out);
+        out.push(b' ');
+        write_i64(0, &mut out);
+        assert_eq!(out, b"-9223372036854775808 18446744073709551615 0");
     }
 }
