@@ -8,6 +8,10 @@
 //!   by name because resolving names needs the schema;
 //! - [`Output`]: a fully materialized query result, encoded by [`json`] in the request's format.
 //!
+//! Alongside them: [`time`] (FQL `Time`/`Date` with Java's text forms and calendar
+//! arithmetic), [`num`] (Java's number text forms), and [`sortkey`] (the order-preserving
+//! byte encoding of values that indexes sort by).
+//!
 //! **Invariant:** decoding never panics: every malformed byte string or JSON value becomes an
 //! error value.
 
