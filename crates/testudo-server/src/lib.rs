@@ -1,1 +1,35 @@
-//! placeholder
+//! The Fauna v10 wire protocol over HTTP: `POST /query/1`, `GET`/`HEAD /ping`, and (soon)
+//! `/feed/1` and `/stream/1`, on HTTP/1.1 and cleartext HTTP/2 (prior knowledge) on one port.
+//!
+//! The server owns everything about the wire — headers, JSON bodies, query templates, HTTP
+//! statuses, timeouts and size limits — and nothing about queries: it authenticates through
+//! `Engine::authenticate`, hands a [`testudo_engine::QueryRequest`] to `Engine::query` on a
+//! blocking thread and writes the [`testudo_engine::QueryResponse`] back.
+//!
+//! Map: `server.rs` (accept loop, connections, graceful shutdown), `routes/` (one endpoint
+//! per file), `request.rs` (headers), `auth.rs` (the secret), `body.rs` (bounded body
+//! reading), `query_body.rs` + `template.rs` (the JSON body and the template grammar),
+//! `response.rs` (JSON writing), `error.rs` (the one mapping to HTTP statuses and codes).
+//!
+//! **Invariants:** no engine call on the reactor; no unbounded read, wait or buffer driven by
+//! a client; no secret, `Authorization` header or query argument in the logs; no response
+//! field outside Fauna's sets; Fauna code strings only in `error.rs` (and the engine's
+//! `ErrorCode::as_str`).
+
+mod auth;
+mod body;
+mod config;
+mod error;
+mod inflight;
+mod query_body;
+mod request;
+mod response;
+mod routes;
+mod server;
+mod template;
+mod trace;
+
+pub use config::ServerConfig;
+pub use error::{ProtocolCode, ProtocolError};
+pub use request::{DEFAULT_QUERY_TIMEOUT, MAX_QUERY_TIMEOUT_MS};
+pub use server::{ServeError, serve};

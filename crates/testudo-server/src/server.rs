@@ -1,0 +1,227 @@
+//! Accepting connections and serving HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) on the
+//! same port, and shutting down gracefully.
+//!
+//! Shutdown: when the `shutdown` future resolves, the listener is dropped (no new
+//! connections), every open connection is asked to finish (HTTP/1.1 closes after its current
+//! response, HTTP/2 sends GOAWAY), and the server waits up to the grace period. Connections
+//! still open then are cut. Finally it waits for engine calls that are still running (each
+//! ends by its own deadline), so that the caller may close the engine as soon as `serve`
+//! returns.
+//!
+//! TLS seam: [`serve_connection`] is generic over the byte stream; a TLS acceptor wraps the
+//! accepted `TcpStream` in the accept loop and hands the TLS stream over instead.
+//!
+//! **Invariants:** the reactor never runs an engine call; every connection has a bounded time
+//! to start its first request and every request a bounded time to send its head and body;
+//! the number of connections is bounded; `serve` returns only when no engine call is running.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use testudo_engine::Engine;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::config::ServerConfig;
+use crate::error::ProtocolError;
+use crate::inflight::InFlight;
+use crate::routes;
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the listener is not usable: {0}")]
+    Listener(#[source] io::Error),
+}
+
+/// What every request handler shares.
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub config: ServerConfig,
+    pub inflight: InFlight,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> AppState {
+        AppState {
+            engine,
+            config,
+            inflight: InFlight::default(),
+        }
+    }
+
+    /// Runs `work` on a blocking thread, counted in [`AppState::inflight`]. A panic in `work`
+    /// becomes a 500 (and is logged); it never takes the server down.
+    pub async fn blocking<T, F>(&self, work: F) -> Result<T, ProtocolError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let guard = self.inflight.enter();
+        let task = tokio::task::spawn_blocking(move || {
+            let _guard = guard;
+            work()
+        });
+        task.await.map_err(|err| {
+            tracing::error!(error = %err, "an engine call failed unexpectedly");
+            ProtocolError::internal()
+        })
+    }
+}
+
+/// Serves `listener` until `shutdown` resolves, then shuts down gracefully (see the module
+/// docs). Returns once no connection is open and no engine call is running.
+pub async fn serve(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let local = listener.local_addr().map_err(ServeError::Listener)?;
+    let max_connections = config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let grace = config.shutdown_grace_period;
+    let state = Arc::new(AppState::new(engine, config));
+    let builder = connection_builder(&state.config);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let (cut_tx, cut_rx) = watch::channel(false);
+    tracing::info!(%local, "serving HTTP/1.1 and h2c");
+
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_closed) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(err) => {
+                // Usually transient (out of file descriptors, a reset before accept): back
+                // off briefly instead of spinning.
+                tracing::warn!(error = %err, "accept failed");
+                drop(slot);
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                }
+            }
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "could not set TCP_NODELAY");
+        }
+        let state = Arc::clone(&state);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let cut = cut_rx.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            serve_connection(stream, state, builder, watcher, cut).await;
+        });
+    }
+
+    drop(listener);
+    tracing::info!(
+        open_connections = graceful.count(),
+        "shutting down: no longer accepting connections"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over: closing the connections still open");
+        let _ = cut_tx.send(true);
+    }
+    // Every connection task holds a slot until it ends.
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
+    let running = state.inflight.count();
+    if running > 0 {
+        tracing::info!(running, "waiting for running queries to finish");
+    }
+    state.inflight.wait_idle().await;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+fn connection_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.max_header_bytes.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
+        // Pings find dead peers of long-lived HTTP/2 connections.
+        .keep_alive_interval(Duration::from_secs(60))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
+}
+
+/// Serves one connection until it ends, shutdown asks it to finish, or the grace period
+/// cuts it. Generic over the byte stream: this is where TLS plugs in.
+pub async fn serve_connection<I>(
+    io: I,
+    state: Arc<AppState>,
+    builder: auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    mut cut: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let first_request_timeout = state.config.header_read_timeout;
+    let started = Arc::new(AtomicBool::new(false));
+    let service = {
+        let started = Arc::clone(&started);
+        service_fn(move |request| {
+            started.store(true, Ordering::Relaxed);
+            let state = Arc::clone(&state);
+            async move { Ok::<_, Infallible>(routes::dispatch(state, request).await) }
+        })
+    };
+    let connection = watcher.watch(
+        builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned(),
+    );
+    // hyper's HTTP/1.1 header timeout starts only once the protocol is known; this bounds
+    // the time before that, and HTTP/2 connections that never open a stream.
+    let first_request_deadline = async {
+        tokio::time::sleep(first_request_timeout).await;
+        if started.load(Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = connection => {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        }
+        () = first_request_deadline => tracing::debug!("connection sent no request in time"),
+        _ = cut.wait_for(|&cut| cut) => tracing::debug!("connection cut at the end of the grace period"),
+    }
+}
