@@ -1,0 +1,220 @@
+//! `testudo serve`: open the data directory, start the engine, serve the Fauna protocol until
+//! SIGINT/SIGTERM, then shut down gracefully and close the engine.
+//!
+//! Startup order: check the listen address, create the data directory, resolve the root
+//! secret, open the store and the engine, install the signal handlers, bind, and only then
+//! print `testudo listening on http://<addr>` (tests and scripts wait for that line; once it
+//! is printed a SIGTERM always means a graceful shutdown).
+//!
+//! **Invariants:** plaintext HTTP is served on a non-loopback address only when the operator
+//! says `--insecure-allow-plaintext`; the engine is closed only after the server returned
+//! (no request or engine call is running any more).
+
+use std::fs;
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+use testudo_engine::{Engine, EngineConfig};
+use testudo_server::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use crate::logging::{self, LogFormat};
+use crate::root_secret::{self, Source};
+use crate::{CliError, store};
+
+/// The evaluator recurses over the syntax tree and over nested values; the parser bounds the
+/// nesting (`testudo_fql::MAX_NESTING`), and 16 MiB is comfortably above what the deepest
+/// accepted query needs. Threads of the blocking pool, where queries run, get this size too.
+const THREAD_STACK_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The address to listen on (`host:port`; port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: String,
+
+    /// Where the database keeps its files.
+    #[arg(long, default_value = "./testudo-data")]
+    data_dir: PathBuf,
+
+    /// The format of the logs written to stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
+
+    /// Log filter, e.g. `info` or `testudo_server=debug` (default: `RUST_LOG`, else `info`).
+    #[arg(long)]
+    log_level: Option<String>,
+
+    /// The admin secret of the root database. Only its hash is kept. Without it (and without
+    /// --dev), a secret is generated on the first start and printed once.
+    #[arg(long, env = "TESTUDO_ROOT_SECRET", hide_env_values = true)]
+    root_secret: Option<String>,
+
+    /// Development mode: the root secret is `secret`, like Fauna's development container.
+    #[arg(long)]
+    dev: bool,
+
+    /// Serve plaintext HTTP on a non-loopback address (TLS is not available yet).
+    #[arg(long)]
+    insecure_allow_plaintext: bool,
+
+    /// The largest request body accepted, in bytes.
+    #[arg(long, default_value_t = ServerConfig::default().max_body_bytes)]
+    max_body_bytes: usize,
+}
+
+pub fn run(args: ServeArgs) -> Result<(), CliError> {
+    logging::init(args.log_format, args.log_level.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
+        .build()
+        .map_err(|err| CliError::Failed(format!("could not start the async runtime: {err}")))?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let addr = listen_address(&args.listen, args.insecure_allow_plaintext)?;
+    create_data_dir(&args.data_dir)?;
+
+    let source = match (args.dev, args.root_secret) {
+        (true, Some(_)) => {
+            return Err(CliError::Refused(
+                "--dev uses the root secret `secret`; do not also give --root-secret or TESTUDO_ROOT_SECRET"
+                    .to_owned(),
+            ));
+        }
+        (true, None) => Source::Dev,
+        (false, Some(secret)) => Source::Explicit(secret),
+        (false, None) => Source::DataDir,
+    };
+    let root_secret = root_secret::resolve(source, &args.data_dir, &mut std::io::stdout())?;
+
+    let kv = store::open(&args.data_dir)?;
+    let engine = Engine::open(kv, EngineConfig { root_secret })
+        .map_err(|err| CliError::Failed(format!("could not open the database: {err}")))?;
+    let engine = Arc::new(engine);
+
+    // Installed before the listening line: from then on a signal means a graceful shutdown.
+    let signals = Signals::install()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|err| CliError::Failed(format!("could not listen on {addr}: {err}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|err| CliError::Failed(format!("could not read the listening address: {err}")))?;
+    announce(&format!("testudo listening on http://{local}"))?;
+
+    let config = ServerConfig {
+        max_body_bytes: args.max_body_bytes,
+        ..ServerConfig::default()
+    };
+    let served = testudo_server::serve(listener, Arc::clone(&engine), config, signals.recv()).await;
+    let closed = engine.close();
+    served.map_err(|err| CliError::Failed(format!("the server failed: {err}")))?;
+    closed
+        .map_err(|err| CliError::Failed(format!("could not close the database cleanly: {err}")))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves `--listen` and applies the plaintext rule.
+fn listen_address(listen: &str, allow_plaintext: bool) -> Result<SocketAddr, CliError> {
+    let addrs: Vec<SocketAddr> = listen
+        .to_socket_addrs()
+        .map_err(|err| CliError::Refused(format!("invalid --listen address '{listen}': {err}")))?
+        .collect();
+    let Some(&first) = addrs.first() else {
+        return Err(CliError::Refused(format!(
+            "--listen address '{listen}' resolves to nothing"
+        )));
+    };
+    if !allow_plaintext && !addrs.iter().all(|a| a.ip().is_loopback()) {
+        return Err(CliError::Refused(format!(
+            "refusing to serve plaintext HTTP on {listen}, which is not a loopback address: \
+             secrets would cross the network unencrypted. TLS support arrives in a later release; \
+             until then, listen on 127.0.0.1 or ::1, or pass --insecure-allow-plaintext if the \
+             network is trusted"
+        )));
+    }
+    Ok(first)
+}
+
+fn create_data_dir(dir: &Path) -> Result<(), CliError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|err| CliError::Failed(format!("could not create {}: {err}", dir.display())))
+}
+
+/// One line on stdout, flushed at once (scripts wait for it).
+fn announce(line: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|err| CliError::Failed(format!("could not write to stdout: {err}")))
+}
+
+/// SIGINT and SIGTERM, registered up front.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, CliError> {
+        let install = |kind| {
+            signal(kind).map_err(|err| {
+                CliError::Failed(format!("could not install signal handlers: {err}"))
+            })
+        };
+        Ok(Signals {
+            interrupt: install(SignalKind::interrupt())?,
+            terminate: install(SignalKind::terminate())?,
+        })
+    }
+
+    async fn recv(mut self) {
+        let name = tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        };
+        tracing::info!(signal = name, "shutdown requested");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_addresses_are_served_without_ado() {
+        assert!(listen_address("127.0.0.1:0", false).is_ok());
+        assert!(listen_address("[::1]:8443", false).is_ok());
+    }
+
+    #[test]
+    fn other_addresses_need_the_explicit_flag() {
+        let err = listen_address("0.0.0.0:8443", false).unwrap_err();
+        assert!(matches!(&err, CliError::Refused(m) if m.contains("--insecure-allow-plaintext")));
+        assert!(listen_address("0.0.0.0:8443", true).is_ok());
+    }
+
+    #[test]
+    fn a_malformed_address_is_refused() {
+        assert!(matches!(
+            listen_address("nonsense", false),
+            Err(CliError::Refused(_))
+        ));
+    }
+}
