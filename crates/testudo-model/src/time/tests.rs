@@ -406,3 +406,25 @@ fn absurd_dates_from_raw_days_never_panic() {
         );
     }
 }
+
+#[test]
+fn parse_matches_javas_formatter_on_odd_inputs() {
+    // Expected values printed by `Instant.from(formatter.parse(s))` on a JDK, with the
+    // core's formatter.
+    for (input, java) in [
+        ("-12345-02-28T24:00:00.0+01:00:30", "-12345-02-28T22:59:30Z"),
+        (
+            "+0000000001-12-31T00:00:00.1-0130",
+            "0001-12-31T01:30:00.100Z",
+        ),
+        ("2020-04-31t00:00:00.1+01:00:30", "2020-04-29T22:59:30.100Z"),
+        ("0000-02-30T24:00:00.0+01:00+0100", "0000-02-29T23:00:00Z"),
+        (
+            "+999999999-02-30T00:00:00.+01:00:30",
+            "+999999999-02-27T22:59:30Z",
+        ),
+        ("-0001-01-01T00:00+01:00:30", "-0002-12-31T22:59:30Z"),
+    ] {
+        assert_eq!(iso(input), java, "{input}");
+    }
+}
