@@ -22,13 +22,29 @@ use crate::{Date, DocId, Input, Time};
 /// stops parsing at 128 levels; this guards values built any other way.
 pub const MAX_DECODE_DEPTH: usize = 512;
 
-/// Standard base64 as Java's basic decoder reads it: padding optional, but correct if present.
-const BASE64: GeneralPurpose = GeneralPurpose::new(
+/// Standard base64 as Java's basic decoder reads it: padding may be left out, but if present
+/// it must be complete; stray bits in the last character are ignored.
+const BASE64_PADDED: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new()
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical)
         .with_decode_allow_trailing_bits(true),
 );
+const BASE64_UNPADDED: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
+
+fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    let engine = if s.contains('=') {
+        &BASE64_PADDED
+    } else {
+        &BASE64_UNPADDED
+    };
+    engine.decode(s).ok()
+}
 
 /// Whether documents of the system collection `name` are schema documents addressed by name
 /// (`{"@ref": {"name": ..., "coll": {"@mod": "Collection"}}}`) rather than by id. User
@@ -133,11 +149,9 @@ fn tagged_value(tag: &str, inner: &Value, depth: usize) -> Result<Input, DecodeE
         },
         "@time" => Input::Time(Time::parse(as_str(tag, inner)?).ok_or_else(|| invalid("time"))?),
         "@date" => Input::Date(Date::parse(as_str(tag, inner)?).ok_or_else(|| invalid("date"))?),
-        "@bytes" => Input::Bytes(
-            BASE64
-                .decode(as_str(tag, inner)?)
-                .map_err(|_| invalid("bytes"))?,
-        ),
+        "@bytes" => {
+            Input::Bytes(decode_base64(as_str(tag, inner)?).ok_or_else(|| invalid("bytes"))?)
+        }
         "@mod" => Input::Module(as_str(tag, inner)?.to_owned()),
         "@doc" | "@ref" => doc_ref(tag, tagged(inner, depth + 1)?)?,
         _ => return Err(DecodeError::new(format!("invalid tag '{tag}'"))),

@@ -472,6 +472,9 @@ fn tagged_input_rejects_with_the_cores_messages() {
         (json!({"@time": "2020-01-01 01:01:01"}), "invalid time"),
         (json!({"@date": "01-01-2020"}), "invalid date"),
         (json!({"@bytes": "not base64!"}), "invalid bytes"),
+        (json!({"@bytes": "AQ="}), "invalid bytes"),
+        (json!({"@bytes": "AQ==AQ=="}), "invalid bytes"),
+        (json!({"@bytes": "AQ-_"}), "invalid bytes"),
         (json!({"@object": []}), "@object requires an object value"),
         (json!({"@mod": null}), "@mod requires a string value"),
     ];
