@@ -79,7 +79,7 @@ fn case(
     Case {
         name,
         body: body.into(),
-        headers: vec![DEV_AUTH],
+        headers: vec![DEV_AUTH, ("x-format", "tagged")],
         status: 400,
         code,
         message,
@@ -177,6 +177,24 @@ async fn every_bad_input_gets_its_fauna_code_and_the_server_keeps_serving() {
             "{\"query\": {\"fql\": [\"1 + \u{FFFF}\"]}}",
             "invalid_query",
             "Invalid query text: invalid character",
+        ),
+        case(
+            "an unknown tag in arguments",
+            r#"{"query": "x", "arguments": {"x": {"@nope": "1"}}}"#,
+            "invalid_request",
+            "Invalid argument 'x': ",
+        ),
+        case(
+            "an untagged number in tagged arguments",
+            r#"{"query": "x", "arguments": {"x": 1}}"#,
+            "invalid_request",
+            "Invalid argument 'x': ",
+        ),
+        case(
+            "a bad tagged value in the template",
+            r#"{"query": {"fql": [{"value": {"@int": "seventeen"}}]}}"#,
+            "invalid_query",
+            "Invalid value in query template: ",
         ),
         header_case("x-format", "json", "Invalid header 'x-format': "),
         header_case(

@@ -186,6 +186,37 @@ mod tests {
     }
 
     #[test]
+    fn arguments_are_decoded_in_order_with_the_request_format() {
+        let body = br#"{"query": "x + y", "arguments": {"x": 1, "y": {"@int": "2"}}}"#;
+        let simple = parse_query_body(body, Format::Simple).unwrap();
+        assert_eq!(simple.arguments[0].0, "x");
+        assert_eq!(simple.arguments[1].0, "y");
+        let tagged = parse_query_body(
+            br#"{"query": "y", "arguments": {"y": {"@int": "2"}}}"#,
+            Format::Tagged,
+        )
+        .unwrap();
+        assert_eq!(tagged.arguments, vec![("y".to_owned(), Input::Int(2))]);
+    }
+
+    #[test]
+    fn a_bad_argument_is_named_in_an_invalid_request() {
+        let e = err(br#"{"query": "x", "arguments": {"x": {"@nope": "1"}}}"#);
+        assert_eq!(e.code, ProtocolCode::InvalidRequest);
+        assert!(
+            e.message.starts_with("Invalid argument 'x': "),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn a_bad_template_value_is_an_invalid_query() {
+        let e = err(br#"{"query": {"fql": [{"value": {"@time": "noon"}}]}}"#);
+        assert_eq!(e.code, ProtocolCode::InvalidQuery);
+    }
+
+    #[test]
     fn a_missing_query_is_named() {
         assert!(
             err(b"{\"arguments\": {}}")

@@ -101,14 +101,11 @@ fn header_text(value: &HeaderValue) -> String {
 }
 
 fn parse_format(text: &str) -> Result<Format, String> {
-    match text {
-        "simple" => Ok(Format::Simple),
-        "tagged" => Ok(Format::Tagged),
-        "decorated" => Ok(Format::Decorated),
-        _ => Err(format!(
+    Format::parse(text).ok_or_else(|| {
+        format!(
             "Unsupported format '{text}'. Valid formats are 'simple', 'tagged' and 'decorated'."
-        )),
-    }
+        )
+    })
 }
 
 /// `true`/`false` in any case: the .NET driver sends `True`.

@@ -389,6 +389,51 @@ mod tests {
     }
 
     #[test]
+    fn values_become_placeholders_decoded_as_tagged() {
+        let tree = node(r#"{"fql": [{"value": {"@int": "17"}}, " + 3"]}"#);
+        assert_eq!(
+            flatten(&tree),
+            Ok(vec![Fragment::Value(Input::Int(17)), text(" + 3")])
+        );
+    }
+
+    #[test]
+    fn containers_of_values_collapse_into_one_value_keeping_at_keys() {
+        let tree = node(
+            r#"{"object": {"@x": {"value": "a"}, "n": {"array": [{"value": {"@int": "1"}}]}}}"#,
+        );
+        let expected = Input::Object(vec![
+            ("@x".to_owned(), Input::String("a".to_owned())),
+            ("n".to_owned(), Input::Array(vec![Input::Int(1)])),
+        ]);
+        assert_eq!(flatten(&tree), Ok(vec![Fragment::Value(expected)]));
+    }
+
+    #[test]
+    fn a_container_mixing_values_and_code_keeps_its_values_as_placeholders() {
+        let tree = node(r#"{"array": [{"value": {"@int": "1"}}, "2 + 2"]}"#);
+        assert_eq!(
+            flatten(&tree),
+            Ok(vec![
+                text("["),
+                Fragment::Value(Input::Int(1)),
+                text(", (2 + 2)]")
+            ])
+        );
+    }
+
+    #[test]
+    fn a_bad_tagged_value_is_a_template_error() {
+        let tree = node(r#"{"fql": [{"value": {"@int": "seventeen"}}]}"#);
+        assert!(matches!(flatten(&tree), Err(TemplateError::Value(_))));
+        // Numbers must be tagged in a template, whatever the request's format.
+        assert!(matches!(
+            flatten(&node(r#"{"value": 17}"#)),
+            Err(TemplateError::Value(_))
+        ));
+    }
+
+    #[test]
     fn empty_containers_collapse_into_values() {
         assert_eq!(
             flatten(&node(r#"{"array": []}"#)),
