@@ -4,11 +4,16 @@
 //! deadline and alone decides whether a write committed. If its connection goes away, the
 //! call still runs to its end; shutdown waits for that before the caller closes the engine.
 //!
+//! Once the server has closed its connections it calls [`InFlight::close`]: from then on no
+//! new engine call may start (a request task that outlived its connection, as HTTP/2 stream
+//! tasks can, is refused), so `wait_idle` returning means the engine is no longer in use.
+//!
 //! **Invariants:** the count is exact (a guard decrements on drop, also when the call
-//! panics); `wait_idle` never misses the last guard's wake-up.
+//! panics); `wait_idle` never misses the last guard's wake-up; after `close`, every call
+//! either was counted before it or is refused.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
 
@@ -18,6 +23,7 @@ pub struct InFlight(Arc<Inner>);
 #[derive(Debug, Default)]
 struct Inner {
     count: AtomicUsize,
+    closed: AtomicBool,
     idle: Notify,
 }
 
@@ -26,9 +32,21 @@ struct Inner {
 pub struct Guard(Arc<Inner>);
 
 impl InFlight {
-    pub fn enter(&self) -> Guard {
+    /// Counts one engine call, or refuses it (`None`) once [`InFlight::close`] was called.
+    pub fn enter(&self) -> Option<Guard> {
+        // Count first, then check: `close` sets the flag before `wait_idle` reads the count,
+        // so a call is either seen by `wait_idle` or sees the flag.
         self.0.count.fetch_add(1, Ordering::SeqCst);
-        Guard(Arc::clone(&self.0))
+        let guard = Guard(Arc::clone(&self.0));
+        if self.0.closed.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(guard)
+    }
+
+    /// Refuses every later [`InFlight::enter`].
+    pub fn close(&self) {
+        self.0.closed.store(true, Ordering::SeqCst);
     }
 
     pub fn count(&self) -> usize {
@@ -66,8 +84,8 @@ mod tests {
     async fn wait_idle_returns_once_every_guard_is_dropped() {
         let inflight = InFlight::default();
         inflight.wait_idle().await;
-        let guard = inflight.enter();
-        let other = inflight.enter();
+        let guard = inflight.enter().unwrap();
+        let other = inflight.enter().unwrap();
         let waiter = tokio::spawn({
             let inflight = inflight.clone();
             async move { inflight.wait_idle().await }
@@ -77,5 +95,15 @@ mod tests {
         std::thread::spawn(move || drop(other)).join().unwrap();
         waiter.await.unwrap();
         assert_eq!(inflight.count(), 0);
+    }
+
+    #[test]
+    fn no_call_starts_after_close() {
+        let inflight = InFlight::default();
+        let running = inflight.enter();
+        inflight.close();
+        assert!(running.is_some());
+        assert!(inflight.enter().is_none());
+        assert_eq!(inflight.count(), 1);
     }
 }

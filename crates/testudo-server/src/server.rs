@@ -13,7 +13,8 @@
 //!
 //! **Invariants:** the reactor never runs an engine call; every connection has a bounded time
 //! to start its first request and every request a bounded time to send its head and body;
-//! the number of connections is bounded; `serve` returns only when no engine call is running.
+//! the number of connections is bounded; `serve` returns only when no engine call is running
+//! and none can start any more.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -66,7 +67,10 @@ impl AppState {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let guard = self.inflight.enter();
+        let Some(guard) = self.inflight.enter() else {
+            // The server has shut down; only a task that outlived its connection gets here.
+            return Err(ProtocolError::internal());
+        };
         let task = tokio::task::spawn_blocking(move || {
             let _guard = guard;
             work()
@@ -153,6 +157,7 @@ pub async fn serve(
     // Every connection task holds a slot until it ends.
     let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
+    state.inflight.close();
     let running = state.inflight.count();
     if running > 0 {
         tracing::info!(running, "waiting for running queries to finish");
