@@ -132,7 +132,7 @@ fn write_query_error(
     write_str(out, err.code.as_str());
     out.extend_from_slice(b",\"message\":");
     if err.code == ErrorCode::Internal {
-        tracing::error!(message = %err.message, "internal error while running a query");
+        tracing::error!(error = %err.message, "internal error while running a query");
         write_str(out, INTERNAL_MESSAGE);
     } else {
         write_str(out, &err.message);
