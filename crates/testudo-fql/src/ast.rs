@@ -3,7 +3,10 @@
 //! Every expression carries the byte span of its source text so that runtime errors can be
 //! rendered with a caret under the offending code. The tree is what the parser saw, with two
 //! normalizations: a parenthesized single expression is the expression itself, and a tuple
-//! `(a, b)` / `()` is an [`ExprKind::Array`] (FQL evaluates tuples to arrays).
+//! `(a, b)` / `()` is an [`ExprKind::Array`] (FQL evaluates tuples to arrays). A
+//! parenthesized expression keeps its own span; nodes built around it span the parentheses
+//! (`(a + b) * c` spans from the `(`). No tree the parser returns is deeper than
+//! [`crate::MAX_NESTING`].
 
 use std::sync::Arc;
 
@@ -96,6 +99,14 @@ pub enum ExprKind {
     NonNull(Box<Expr>),
     /// The boundary of a postfix chain that contains `?.`: when an optional access meets null,
     /// evaluation skips the rest of the chain up to this node, which yields null.
+    ///
+    /// It wraps the whole chain, after its last link, trailing `!` included:
+    /// `a?.b.c(1)!` is `OptionalChain(NonNull(Call(Field(Field(a, b, optional), c), [1])))`.
+    /// Parentheses end a chain: `(a?.b).c` is `Field(OptionalChain(Field(a, b, optional)), c)`,
+    /// so there `.c` is not skipped. As in Fauna, a skipped link is a `Field`, `Call` or
+    /// `Index`; a `NonNull` inside the chain still checks the value it receives (so `a?.b!`
+    /// fails when `a` is null). Within a short lambda the boundary is inside the lambda:
+    /// `.a?.b` is `ShortLambda(OptionalChain(Field(Field(ImplicitArg, a), b, optional)))`.
     OptionalChain(Box<Expr>),
     /// `recv { a, b: expr, c { d } }`.
     Projection { recv: Box<Expr>, fields: Vec<ProjField> },
@@ -215,9 +226,11 @@ pub struct TypeExpr {
 pub enum TypeKind {
     /// `String`, `Array<T>`, `Ref<Product>`, ...
     Named { name: Name, args: Vec<TypeExpr> },
-    /// A singleton: `"a"`, `1`, `true`, `null`.
+    /// A singleton: `"a"`, `1`, `true` (`null` is the name `null`, as in Fauna).
     Literal(Box<Expr>),
-    /// `{ a: T, b?: U, *: Any }`; the wildcard, if any, comes last.
+    /// `{ a: T, b: U, *: Any }`; the wildcard, if any, comes last. The `bool` (an optional
+    /// `b?:` field) is always false: FQL's type grammar has no such marker. An interface
+    /// `{ a: T, ... }` parses as an object whose wildcard is `Any`.
     Object { fields: Vec<(Name, TypeExpr, bool)>, wildcard: Option<Box<TypeExpr>> },
     Tuple(Vec<TypeExpr>),
     Optional(Box<TypeExpr>),
