@@ -2,17 +2,31 @@
 //!
 //! **Invariants:** every query runs in exactly one database and one transaction; a query
 //! that fails leaves no trace; no document leaves the engine except through the
-//! authorization gate; this crate knows no HTTP and no storage engine, only the `Kv` trait.
+//! authorization gate (`authz`, called from `docs`); this crate knows no HTTP and no
+//! storage engine, only the `Kv` trait.
 
 pub mod api;
+mod authz;
+mod docs;
+mod eval;
+mod ids;
+mod keys;
+mod materialize;
+mod runner;
+mod schema;
+mod set;
+mod stdlib;
+mod txn;
 
 use std::sync::Arc;
 
+use ring::rand::{SecureRandom, SystemRandom};
 use testudo_auth::SecretHash;
-use testudo_model::{DbId, Ts};
-use testudo_storage::Kv;
+use testudo_model::DbId;
+use testudo_storage::{CommitError, Kv, KvError, WriteSet};
 
 pub use api::*;
+pub use runner::{MIN_TIMEOUT, PLACEHOLDER};
 
 /// Settings fixed when the engine opens.
 #[derive(Clone, Debug)]
@@ -21,50 +35,101 @@ pub struct EngineConfig {
     pub root_secret: SecretHash,
 }
 
-pub struct Engine {
-    kv: Arc<dyn Kv>,
+/// State shared by every query.
+pub struct EngineShared {
+    pub(crate) kv: Arc<dyn Kv>,
     config: EngineConfig,
+    pub(crate) schemas: schema::SchemaCache,
+    pub(crate) ids: ids::IdGen,
+    pub(crate) cursor_key: set::cursor::CursorKey,
+}
+
+pub struct Engine {
+    shared: Arc<EngineShared>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error(transparent)]
-    Storage(#[from] testudo_storage::KvError),
+    Storage(#[from] KvError),
+    #[error("could not initialize the store: {0}")]
+    Init(String),
 }
 
 impl Engine {
+    /// Opens the engine on a store, initializing a new store's root database.
     pub fn open(kv: Arc<dyn Kv>, config: EngineConfig) -> Result<Engine, OpenError> {
-        Ok(Engine { kv, config })
+        let cursor_key = init_root(kv.as_ref())?;
+        let cursor_key = set::cursor::CursorKey::new(&cursor_key)
+            .ok_or_else(|| OpenError::Init("the cursor key is malformed".into()))?;
+        let ids = ids::IdGen::new(kv.last_commit_ts());
+        let shared = EngineShared {
+            kv,
+            config,
+            schemas: schema::SchemaCache::default(),
+            ids,
+            cursor_key,
+        };
+        Ok(Engine {
+            shared: Arc::new(shared),
+        })
     }
 
     /// Turns a bearer secret into the scope it grants. This is the only place secrets are
     /// checked.
     pub fn authenticate(&self, secret: &str) -> Result<Scope, Unauthorized> {
-        if self.config.root_secret.verify(secret) {
-            Ok(Scope { db: DbId::ROOT, role: Role::Admin })
+        if self.shared.config.root_secret.verify(secret) {
+            Ok(Scope {
+                db: DbId::ROOT,
+                role: Role::Admin,
+            })
         } else {
             Err(Unauthorized)
         }
     }
 
     /// Runs one query as one transaction. Blocking: call it from a blocking thread.
-    pub fn query(&self, _scope: &Scope, _request: QueryRequest) -> QueryResponse {
-        QueryResponse {
-            outcome: Err(QueryError {
-                code: ErrorCode::Internal,
-                message: "the evaluator is not wired in yet".into(),
-                abort: None,
-                constraint_failures: Vec::new(),
-            }),
-            summary: String::new(),
-            txn_ts: self.kv.last_commit_ts(),
-            stats: Stats::default(),
-            schema_version: Ts::ZERO,
-        }
+    pub fn query(&self, scope: &Scope, request: QueryRequest) -> QueryResponse {
+        runner::run(&self.shared, scope, request)
     }
 
     /// Flushes and closes the store.
-    pub fn close(&self) -> Result<(), testudo_storage::KvError> {
-        self.kv.close()
+    pub fn close(&self) -> Result<(), KvError> {
+        self.shared.kv.close()
+    }
+}
+
+/// Creates the root database's schema marker and the cursor sealing key on first open, and
+/// returns the cursor key.
+fn init_root(kv: &dyn Kv) -> Result<[u8; 32], OpenError> {
+    let mut txn = txn::Txn::begin(kv)?;
+    let marker = keys::schema_marker(DbId::ROOT);
+    let existing_key = txn.get(&keys::cursor_key())?.and_then(|r| r.value);
+    let has_marker = txn.get(&marker)?.is_some_and(|r| r.value.is_some());
+    if let Some(bytes) = existing_key {
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| OpenError::Init("the stored cursor key is malformed".into()))?;
+        if has_marker {
+            return Ok(key);
+        }
+    }
+    let mut key = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut key)
+        .map_err(|_| OpenError::Init("random number generator failed".into()))?;
+    let write_set = WriteSet {
+        snapshot_ts: txn.ts(),
+        read_keys: vec![marker.clone(), keys::cursor_key()],
+        read_ranges: Vec::new(),
+        writes: vec![
+            (marker, Some(Vec::new())),
+            (keys::cursor_key(), Some(key.to_vec())),
+        ],
+    };
+    match kv.commit(write_set, None) {
+        Ok(_) => Ok(key),
+        Err(CommitError::Kv(e)) => Err(e.into()),
+        Err(e) => Err(OpenError::Init(e.to_string())),
     }
 }

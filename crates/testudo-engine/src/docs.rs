@@ -1,0 +1,440 @@
+//! Documents: reading them through the transaction and the authorization gate, converting
+//! stored data to values and back, and writing new versions.
+//!
+//! **Invariants:** this is the only module that reads or writes document keys, and every
+//! read and write asks [`authz::allows`] first; a denied read looks like a missing document
+//! with cause `permission denied`; a write is refused before anything is buffered.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use testudo_model::codec::{decode_doc, encode_doc};
+use testudo_model::{CollId, Data, DataMap, DocId, NullCause as Missing, StoredDoc, Time, Ts};
+
+use crate::api::ErrorCode;
+use crate::authz::{self, Action};
+use crate::eval::{DocRef, Interp, Module, NullCause, Object, R, Value, err, fail, ops};
+use crate::keys;
+use crate::schema;
+use crate::txn::Read;
+
+/// The largest encoded document (Fauna's limit is 8 MB).
+pub const MAX_DOC_BYTES: usize = 8 * 1024 * 1024;
+/// The deepest nesting of arrays and objects a document may hold.
+pub const MAX_DOC_DEPTH: usize = 256;
+
+#[derive(Default)]
+pub struct DocCache {
+    entries: HashMap<(DocRef, Option<Ts>), DocState>,
+}
+
+#[derive(Clone)]
+pub enum DocState {
+    Live(Rc<LiveDoc>),
+    Missing(Missing),
+}
+
+pub struct LiveDoc {
+    /// `None` when this query wrote the current version.
+    pub ts: Option<Ts>,
+    pub fields: Rc<Object>,
+    pub ttl: Option<Time>,
+}
+
+impl Interp<'_> {
+    /// The time reads happen at: the snapshot, or the `at(ts)` time.
+    fn read_time(&self) -> Ts {
+        self.read_at.map_or(self.now(), |t| t.min(self.now()))
+    }
+
+    pub fn load_doc(&mut self, r: DocRef) -> R<DocState> {
+        let cache_key = (r, self.read_at.filter(|t| *t < self.now()));
+        if let Some(state) = self.docs.entries.get(&cache_key) {
+            return Ok(state.clone());
+        }
+        let state = self.read_doc_uncached(r, cache_key.1)?;
+        self.docs.entries.insert(cache_key, state.clone());
+        Ok(state)
+    }
+
+    fn read_doc_uncached(&mut self, r: DocRef, past: Option<Ts>) -> R<DocState> {
+        if let Some(denied) = self.unreadable(r) {
+            return Ok(DocState::Missing(denied));
+        }
+        let key = keys::doc(self.db(), r.coll, r.id);
+        let read = match past {
+            Some(t) => self.txn.get_at(&key, t)?,
+            None => self.txn.get(&key)?,
+        };
+        self.doc_reads += 1;
+        self.state_from_read(read)
+    }
+
+    /// The state of a document a set scan found, cached so the page needs no second read.
+    pub fn doc_state_from_scan(&mut self, r: DocRef, read: Read, past: Option<Ts>) -> R<DocState> {
+        if let Some(state) = self.docs.entries.get(&(r, past)) {
+            return Ok(state.clone());
+        }
+        let state = match self.unreadable(r) {
+            Some(denied) => DocState::Missing(denied),
+            None => {
+                self.doc_reads += 1;
+                self.state_from_read(Some(read))?
+            }
+        };
+        self.docs.entries.insert((r, past), state.clone());
+        Ok(state)
+    }
+
+    /// Why `r` cannot be read at all, before looking at storage: its collection is gone, or
+    /// the gate denies reading it.
+    fn unreadable(&self, r: DocRef) -> Option<Missing> {
+        if r.coll.is_user()
+            && self.schema.collection_by_id(r.coll).is_none()
+            && !self.created_in_query(r.coll)
+        {
+            return Some(Missing::CollectionDeleted);
+        }
+        if !authz::allows(self.scope.role, r.coll, Action::Read) {
+            return Some(Missing::PermissionDenied);
+        }
+        None
+    }
+
+    fn state_from_read(&self, read: Option<Read>) -> R<DocState> {
+        let Some(read) = read else {
+            return Ok(DocState::Missing(Missing::NotFound));
+        };
+        let Some(bytes) = read.value else {
+            return Ok(DocState::Missing(Missing::Deleted));
+        };
+        let stored = decode_doc(&bytes)?;
+        if stored
+            .ttl
+            .is_some_and(|ttl| ttl <= self.read_time().to_time())
+        {
+            return Ok(DocState::Missing(Missing::NotFound));
+        }
+        Ok(DocState::Live(Rc::new(live_doc(stored, read.ts))))
+    }
+
+    fn created_in_query(&self, coll: CollId) -> bool {
+        self.touched_schema.contains_key(&coll.0)
+    }
+
+    pub fn doc_exists(&mut self, r: DocRef) -> R<bool> {
+        Ok(matches!(self.load_doc(r)?, DocState::Live(_)))
+    }
+
+    /// The document, or the error Fauna raises when a missing one is used.
+    pub fn require_doc(&mut self, r: DocRef) -> R<Rc<LiveDoc>> {
+        match self.load_doc(r)? {
+            DocState::Live(doc) => Ok(doc),
+            DocState::Missing(cause) => Err(self.missing_error(r, cause)),
+        }
+    }
+
+    pub fn missing_error(&self, r: DocRef, cause: Missing) -> Box<crate::eval::EvalError> {
+        let coll = self.coll_name(r.coll);
+        match cause {
+            Missing::PermissionDenied => err(
+                ErrorCode::PermissionDenied,
+                "Insufficient privileges to perform the action.",
+            ),
+            Missing::CollectionDeleted => err(
+                ErrorCode::DocumentNotFound,
+                format!("Collection `{coll}` was deleted."),
+            ),
+            Missing::NotFound | Missing::Deleted => err(
+                ErrorCode::DocumentNotFound,
+                format!(
+                    "Collection `{coll}` does not contain document with id {}.",
+                    r.id
+                ),
+            ),
+        }
+    }
+
+    /// The collection's current name (system collections by their fixed names).
+    pub fn coll_name(&self, coll: CollId) -> String {
+        if let Some(name) = schema::system_name(coll) {
+            return name.to_string();
+        }
+        match self.schema.collection_by_id(coll) {
+            Some(def) => def.name.clone(),
+            None => coll.0.to_string(),
+        }
+    }
+
+    /// The module value of a document's collection.
+    pub fn coll_module(&self, coll: CollId) -> Value {
+        match schema::system_name(coll) {
+            Some(name) => Value::Module(Module::Builtin(name)),
+            None => Value::Module(Module::Collection(Rc::new(
+                crate::eval::value::CollHandle {
+                    id: coll,
+                    name: self.coll_name(coll),
+                },
+            ))),
+        }
+    }
+
+    /// `doc.name`: meta fields, then stored fields; absent fields are null.
+    pub fn doc_field(&mut self, r: DocRef, name: &str) -> R<Value> {
+        let named = schema::is_named(r.coll);
+        // A reference knows its own id and collection: reading them needs no document
+        // (`d.delete(); C.byId(d.id)` works).
+        match name {
+            "coll" => return Ok(self.coll_module(r.coll)),
+            "id" if !named => return Ok(Value::Id(r.id.0)),
+            _ => {}
+        }
+        let doc = self.require_doc(r)?;
+        Ok(match name {
+            "ts" => doc.ts.map_or(Value::TxnTime, |t| Value::Time(t.to_time())),
+            "ttl" if !named => doc.ttl.map_or(
+                Value::Null(NullCause::MissingField("ttl".into())),
+                Value::Time,
+            ),
+            "data" if !named => Value::Object(doc.fields.clone()),
+            _ => doc
+                .fields
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| Value::Null(NullCause::MissingField(name.into()))),
+        })
+    }
+
+    /// The fields a document displays, meta fields first; `None` if it does not exist.
+    pub fn doc_display_fields(&mut self, r: DocRef) -> R<Option<Vec<(String, Value)>>> {
+        let DocState::Live(doc) = self.load_doc(r)? else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(doc.fields.len() + 4);
+        if !schema::is_named(r.coll) {
+            out.push(("id".to_string(), Value::Id(r.id.0)));
+        }
+        out.push(("coll".to_string(), self.coll_module(r.coll)));
+        out.push((
+            "ts".to_string(),
+            doc.ts.map_or(Value::TxnTime, |t| Value::Time(t.to_time())),
+        ));
+        if let Some(ttl) = doc.ttl {
+            out.push(("ttl".to_string(), Value::Time(ttl)));
+        }
+        out.extend(doc.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(Some(out))
+    }
+
+    /// Buffers a new version of a document, after the gate and the write guards.
+    pub fn put_doc(
+        &mut self,
+        r: DocRef,
+        action: Action,
+        method: &str,
+        fields: DataMap,
+        ttl: Option<Time>,
+    ) -> R<()> {
+        self.check_writable(method)?;
+        if !authz::allows(self.scope.role, r.coll, action) {
+            return fail(
+                ErrorCode::PermissionDenied,
+                "Insufficient privileges to perform the action.",
+            );
+        }
+        self.guard_doc_and_schema_write(r)?;
+        let stored = StoredDoc { fields, ttl };
+        let bytes = encode_doc(&stored);
+        if bytes.len() > MAX_DOC_BYTES {
+            return fail(
+                ErrorCode::ValueTooLarge,
+                format!(
+                    "Document is too large: {} bytes exceeds the limit of {MAX_DOC_BYTES} bytes.",
+                    bytes.len()
+                ),
+            );
+        }
+        self.txn.put(keys::doc(self.db(), r.coll, r.id), bytes);
+        self.doc_writes += 1;
+        let live = live_doc(stored, None);
+        self.cache_current(r, DocState::Live(Rc::new(live)));
+        Ok(())
+    }
+
+    pub fn delete_doc_version(&mut self, r: DocRef) -> R<()> {
+        self.check_writable("delete")?;
+        if !authz::allows(self.scope.role, r.coll, Action::Delete) {
+            return fail(
+                ErrorCode::PermissionDenied,
+                "Insufficient privileges to perform the action.",
+            );
+        }
+        self.guard_doc_and_schema_write(r)?;
+        self.txn.delete(keys::doc(self.db(), r.coll, r.id));
+        self.doc_writes += 1;
+        self.cache_current(r, DocState::Missing(Missing::Deleted));
+        Ok(())
+    }
+
+    fn cache_current(&mut self, r: DocRef, state: DocState) {
+        self.docs.entries.retain(|(cached, _), _| *cached != r);
+        self.docs.entries.insert((r, None), state);
+    }
+
+    /// Fauna refuses to write a collection's definition and its documents in one query.
+    fn guard_doc_and_schema_write(&mut self, r: DocRef) -> R<()> {
+        let (schema_coll, doc_coll) = if r.coll == schema::COLLECTION {
+            (r.id.0, None)
+        } else if r.coll.is_user() {
+            (r.coll.0, Some(r.coll.0))
+        } else {
+            return Ok(());
+        };
+        let conflict = match doc_coll {
+            None => self.touched_docs.contains_key(&schema_coll),
+            Some(c) => self.touched_schema.contains_key(&c),
+        };
+        if conflict {
+            return fail(
+                ErrorCode::InvalidWrite,
+                "Cannot modify a document and its collection in the same query.",
+            );
+        }
+        match doc_coll {
+            None => self.touched_schema.insert(schema_coll, ()),
+            Some(c) => self.touched_docs.insert(c, ()),
+        };
+        Ok(())
+    }
+
+    /// A fresh document id (also used for collection ids).
+    pub fn new_id(&self) -> DocId {
+        self.shared.ids.next()
+    }
+}
+
+fn live_doc(stored: StoredDoc, ts: Option<Ts>) -> LiveDoc {
+    let mut fields = Object::with_capacity(stored.fields.len());
+    for (k, v) in stored.fields {
+        fields.insert(k, from_data(v, ts));
+    }
+    LiveDoc {
+        ts,
+        fields: Rc::new(fields),
+        ttl: stored.ttl,
+    }
+}
+
+/// A stored value as a runtime value. `TransactionTime()` stored in a version reads back as
+/// that version's timestamp.
+pub fn from_data(d: Data, version_ts: Option<Ts>) -> Value {
+    match d {
+        Data::Null => Value::NULL,
+        Data::Bool(b) => Value::Bool(b),
+        Data::Int(i) => ops::narrow(i),
+        Data::Double(f) => Value::Double(f),
+        Data::String(s) => Value::string(s),
+        Data::Bytes(b) => Value::Bytes(Rc::from(b)),
+        Data::Time(t) => Value::Time(t),
+        Data::Date(d) => Value::Date(d),
+        Data::Array(items) => Value::array(
+            items
+                .into_iter()
+                .map(|v| from_data(v, version_ts))
+                .collect(),
+        ),
+        Data::Object(map) => {
+            let mut o = Object::with_capacity(map.len());
+            for (k, v) in map {
+                o.insert(k, from_data(v, version_ts));
+            }
+            Value::object(o)
+        }
+        Data::Ref { coll, id } => Value::Doc(DocRef { coll, id }),
+        Data::TxnTime => version_ts.map_or(Value::TxnTime, |t| Value::Time(t.to_time())),
+    }
+}
+
+/// A value as stored data. Fields set to null are dropped (null means absent).
+pub fn to_data(v: &Value) -> R<Data> {
+    to_data_at(v, 0)
+}
+
+fn to_data_at(v: &Value, depth: usize) -> R<Data> {
+    if depth > MAX_DOC_DEPTH {
+        return fail(
+            ErrorCode::ValueTooLarge,
+            format!("Value nests deeper than {MAX_DOC_DEPTH} levels."),
+        );
+    }
+    Ok(match v {
+        Value::Null(_) => Data::Null,
+        Value::Bool(b) => Data::Bool(*b),
+        Value::Int(i) => Data::Int(i64::from(*i)),
+        Value::Long(l) => Data::Int(*l),
+        Value::Double(d) => Data::Double(*d),
+        Value::Str(s) => Data::String(s.to_string()),
+        Value::Bytes(b) => Data::Bytes(b.to_vec()),
+        Value::Time(t) => Data::Time(*t),
+        Value::TxnTime => Data::TxnTime,
+        Value::Date(d) => Data::Date(*d),
+        Value::Id(id) => Data::String(id.to_string()),
+        Value::Array(items) => Data::Array(
+            items
+                .iter()
+                .map(|i| to_data_at(i, depth + 1))
+                .collect::<R<_>>()?,
+        ),
+        Value::Object(o) => Data::Object(object_to_data(o, depth + 1)?),
+        Value::Doc(r) => Data::Ref {
+            coll: r.coll,
+            id: r.id,
+        },
+        Value::Set(_) | Value::Func(_) | Value::Module(_) => {
+            return fail(
+                ErrorCode::InvalidArgument,
+                format!("Cannot persist a value of type {}.", v.type_name()),
+            );
+        }
+    })
+}
+
+pub fn object_to_data(o: &Object, depth: usize) -> R<DataMap> {
+    let mut map = DataMap::with_capacity(o.len());
+    for (k, v) in o.iter() {
+        if v.is_null() {
+            continue;
+        }
+        map.insert(k.clone(), to_data_at(v, depth)?);
+    }
+    Ok(map)
+}
+
+/// Applies an update patch: objects merge key by key, `null` removes a key, anything else
+/// (arrays included) replaces.
+pub fn merge_patch(target: &mut DataMap, patch: &Object) -> R<()> {
+    for (k, v) in patch.iter() {
+        match v {
+            Value::Null(_) => {
+                target.shift_remove(k);
+            }
+            Value::Object(inner) => match target.get_mut(k) {
+                Some(Data::Object(existing)) => merge_patch(existing, inner)?,
+                _ => {
+                    let mut fresh = DataMap::new();
+                    merge_patch(&mut fresh, inner)?;
+                    target.insert(k.clone(), Data::Object(fresh));
+                }
+            },
+            other => {
+                target.insert(k.clone(), to_data(other)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Converts a live document's fields back to stored form (for updates).
+pub fn fields_to_data(doc: &LiveDoc) -> R<DataMap> {
+    object_to_data(&doc.fields, 1)
+}

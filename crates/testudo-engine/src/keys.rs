@@ -1,0 +1,116 @@
+//! The key layout: how the engine's data maps onto the ordered byte keys of the `Kv` store.
+//!
+//! Every key starts with the 8-byte big-endian id of its database, so a database and all its
+//! data form one contiguous range, child databases add no new layout, and deleting a database
+//! is one range. After the database id, one byte names the key space:
+//!
+//! | space | key after the db id              | value                                   |
+//! |-------|----------------------------------|-----------------------------------------|
+//! | 0x00  | `0x00` + meta name (UTF-8)       | engine metadata (schema version marker) |
+//! | 0x01  | `0x01` + coll id (8) + doc id (8)| a document version (`codec::encode_doc`)|
+//!
+//! Integers are big-endian so byte order is numeric order. **Invariant:** this module is the
+//! only place that builds or parses keys; changing the layout bumps the storage format.
+
+use testudo_model::{CollId, DbId, DocId};
+use testudo_storage::KeyRange;
+
+const SPACE_META: u8 = 0x00;
+const SPACE_DOC: u8 = 0x01;
+
+/// The meta key whose version timestamp is the database's schema version: every schema
+/// change writes it, so one point read tells whether a cached schema is current.
+pub fn schema_marker(db: DbId) -> Vec<u8> {
+    meta(db, b"schema")
+}
+
+/// The root database's cursor sealing key.
+pub fn cursor_key() -> Vec<u8> {
+    meta(DbId::ROOT, b"cursor-key")
+}
+
+fn meta(db: DbId, name: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + name.len());
+    k.extend_from_slice(&db.0.to_be_bytes());
+    k.push(SPACE_META);
+    k.extend_from_slice(name);
+    k
+}
+
+pub fn doc(db: DbId, coll: CollId, id: DocId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(25);
+    k.extend_from_slice(&db.0.to_be_bytes());
+    k.push(SPACE_DOC);
+    k.extend_from_slice(&coll.0.to_be_bytes());
+    k.extend_from_slice(&id.0.to_be_bytes());
+    k
+}
+
+/// Documents of `coll` with ids in `[from, to]` (inclusive; `None` = open).
+pub fn doc_range(db: DbId, coll: CollId, from: Option<DocId>, to: Option<DocId>) -> KeyRange {
+    let start = doc(db, coll, from.unwrap_or(DocId(0)));
+    let end = match to {
+        Some(DocId(id)) if id < u64::MAX => doc(db, coll, DocId(id + 1)),
+        _ => {
+            let mut prefix = Vec::with_capacity(17);
+            prefix.extend_from_slice(&db.0.to_be_bytes());
+            prefix.push(SPACE_DOC);
+            prefix.extend_from_slice(&coll.0.to_be_bytes());
+            return KeyRange {
+                start,
+                end: testudo_storage::prefix_successor(&prefix),
+            };
+        }
+    };
+    KeyRange {
+        start,
+        end: Some(end),
+    }
+}
+
+/// The document id at the end of a document key.
+pub fn doc_id_of(key: &[u8]) -> Option<DocId> {
+    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(DocId(u64::from_be_bytes(tail)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_keys_sort_by_database_then_collection_then_id() {
+        let a = doc(DbId(1), CollId(5), DocId(300));
+        let b = doc(DbId(1), CollId(5), DocId(301));
+        let c = doc(DbId(1), CollId(6), DocId(0));
+        let d = doc(DbId(2), CollId(0), DocId(0));
+        assert!(a < b && b < c && c < d);
+    }
+
+    #[test]
+    fn doc_range_covers_exactly_one_collection() {
+        let r = doc_range(DbId(1), CollId(5), None, None);
+        assert!(r.contains(&doc(DbId(1), CollId(5), DocId(0))));
+        assert!(r.contains(&doc(DbId(1), CollId(5), DocId(u64::MAX))));
+        assert!(!r.contains(&doc(DbId(1), CollId(6), DocId(0))));
+        assert!(!r.contains(&doc(DbId(1), CollId(4), DocId(u64::MAX))));
+    }
+
+    #[test]
+    fn bounded_doc_range_is_inclusive() {
+        let r = doc_range(DbId(1), CollId(5), Some(DocId(10)), Some(DocId(20)));
+        assert!(r.contains(&doc(DbId(1), CollId(5), DocId(10))));
+        assert!(r.contains(&doc(DbId(1), CollId(5), DocId(20))));
+        assert!(!r.contains(&doc(DbId(1), CollId(5), DocId(21))));
+        assert!(!r.contains(&doc(DbId(1), CollId(5), DocId(9))));
+    }
+
+    #[test]
+    fn doc_id_round_trips_through_key() {
+        assert_eq!(
+            doc_id_of(&doc(DbId(3), CollId(9), DocId(42))),
+            Some(DocId(42))
+        );
+        assert_eq!(doc_id_of(b"short"), None);
+    }
+}

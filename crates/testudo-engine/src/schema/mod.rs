@@ -1,0 +1,185 @@
+//! Schema: the system collections, and the per-database view of user collections that name
+//! resolution uses.
+//!
+//! Schema items are ordinary documents in system collections (a collection's definition is a
+//! document of `Collection` whose id is the collection's id), so they are versioned,
+//! transactional and visible to `at(ts)` like any document. Every schema change also writes
+//! the database's schema marker key; its version timestamp is the `schema_version` and the
+//! validity check of the cached [`Schema`].
+//!
+//! **Invariants:** a query resolves names against the schema as of its start (a collection
+//! created by a query cannot be used by name in that same query); the cache never serves a
+//! schema older than the marker the query's snapshot sees.
+
+pub mod collection;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use testudo_model::codec::decode_doc;
+use testudo_model::{CollId, Data, DataMap, DbId, Ts};
+use testudo_storage::ScanOrder;
+
+use crate::eval::R;
+use crate::keys;
+use crate::txn::Txn;
+
+/// System collections: their ids are fixed and below [`CollId::FIRST_USER`].
+pub const COLLECTION: CollId = CollId(1);
+pub const FUNCTION: CollId = CollId(2);
+pub const ROLE: CollId = CollId(3);
+pub const ACCESS_PROVIDER: CollId = CollId(4);
+pub const DATABASE: CollId = CollId(5);
+pub const KEY: CollId = CollId(6);
+pub const TOKEN: CollId = CollId(7);
+pub const CREDENTIAL: CollId = CollId(8);
+
+const SYSTEM: [(CollId, &str); 8] = [
+    (COLLECTION, "Collection"),
+    (FUNCTION, "Function"),
+    (ROLE, "Role"),
+    (ACCESS_PROVIDER, "AccessProvider"),
+    (DATABASE, "Database"),
+    (KEY, "Key"),
+    (TOKEN, "Token"),
+    (CREDENTIAL, "Credential"),
+];
+
+pub fn system_name(id: CollId) -> Option<&'static str> {
+    SYSTEM.iter().find(|(c, _)| *c == id).map(|(_, n)| *n)
+}
+
+pub fn system_by_name(name: &str) -> Option<CollId> {
+    let name = if name == "Credentials" {
+        "Credential"
+    } else {
+        name
+    };
+    SYSTEM.iter().find(|(_, n)| *n == name).map(|(c, _)| *c)
+}
+
+/// Documents of these collections are named (`{ name, coll, ts, ... }`) rather than by id.
+pub fn is_named(coll: CollId) -> bool {
+    matches!(
+        coll,
+        COLLECTION | FUNCTION | ROLE | ACCESS_PROVIDER | DATABASE
+    )
+}
+
+/// One user collection as the schema knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionDef {
+    pub id: CollId,
+    pub name: String,
+    pub alias: Option<String>,
+    /// The whole stored definition (name, history_days, indexes, constraints, ...).
+    pub definition: DataMap,
+}
+
+/// A database's user collections at one schema version.
+#[derive(Debug, Default)]
+pub struct Schema {
+    pub version: Ts,
+    collections: Vec<Arc<CollectionDef>>,
+    by_name: HashMap<String, usize>,
+    by_id: HashMap<CollId, usize>,
+}
+
+impl Schema {
+    pub fn collection(&self, name: &str) -> Option<&Arc<CollectionDef>> {
+        self.by_name
+            .get(name)
+            .and_then(|&i| self.collections.get(i))
+    }
+
+    pub fn collection_by_id(&self, id: CollId) -> Option<&Arc<CollectionDef>> {
+        self.by_id.get(&id).and_then(|&i| self.collections.get(i))
+    }
+
+    /// Reads every collection definition of `db` as the transaction sees it.
+    pub fn load(db: DbId, version: Ts, txn: &mut Txn) -> R<Schema> {
+        let mut schema = Schema {
+            version,
+            ..Schema::default()
+        };
+        let range = keys::doc_range(db, COLLECTION, None, None);
+        let mut start = range.clone();
+        loop {
+            let page = txn.scan(&start, ScanOrder::Ascending, 256, None)?;
+            for (key, read) in &page.entries {
+                let (Some(id), Some(bytes)) = (keys::doc_id_of(key), &read.value) else {
+                    continue;
+                };
+                let doc = decode_doc(bytes)?;
+                schema.insert(collection_def(CollId(id.0), doc.fields));
+            }
+            match (page.more, page.entries.last()) {
+                (true, Some((last, _))) => {
+                    let mut next = last.clone();
+                    next.push(0);
+                    start.start = next;
+                }
+                _ => break,
+            }
+        }
+        Ok(schema)
+    }
+
+    fn insert(&mut self, def: CollectionDef) {
+        let index = self.collections.len();
+        self.by_name.insert(def.name.clone(), index);
+        if let Some(alias) = &def.alias {
+            self.by_name.insert(alias.clone(), index);
+        }
+        self.by_id.insert(def.id, index);
+        self.collections.push(Arc::new(def));
+    }
+}
+
+pub fn collection_def(id: CollId, definition: DataMap) -> CollectionDef {
+    let text = |k: &str| match definition.get(k) {
+        Some(Data::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    CollectionDef {
+        id,
+        name: text("name").unwrap_or_default(),
+        alias: text("alias"),
+        definition,
+    }
+}
+
+/// The schema cache shared by all queries: one entry per database, replaced when a query's
+/// snapshot sees a newer schema marker.
+#[derive(Default)]
+pub struct SchemaCache {
+    entries: Mutex<HashMap<DbId, Arc<Schema>>>,
+}
+
+impl SchemaCache {
+    /// The schema of `db` as of the transaction's snapshot, and its version.
+    pub fn get(&self, db: DbId, txn: &mut Txn) -> R<Arc<Schema>> {
+        let version = txn
+            .get(&keys::schema_marker(db))?
+            .and_then(|r| r.ts)
+            .unwrap_or(Ts::ZERO);
+        if let Some(cached) = self.lock().get(&db)
+            && cached.version == version
+        {
+            return Ok(cached.clone());
+        }
+        let schema = Arc::new(Schema::load(db, version, txn)?);
+        let mut entries = self.lock();
+        let newer_cached = entries.get(&db).is_some_and(|c| c.version > version);
+        if !newer_cached {
+            entries.insert(db, schema.clone());
+        }
+        Ok(schema)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DbId, Arc<Schema>>> {
+        // A panic while holding this lock cannot leave the map inconsistent (inserts are
+        // single operations), so a poisoned lock is still safe to use.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
