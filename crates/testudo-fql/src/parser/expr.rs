@@ -44,12 +44,15 @@ impl Parser<'_> {
         let t = self.expr0_term()?;
         self.leave();
         if t.short == Short::Bare && !short_ok {
-            self.soft(ParseError::new(
-                "Invalid anonymous field access",
-                t.ex.e.span,
-            ));
+            self.invalid_short_lambda(t.ex.e.span);
         }
         Ok(t.ex)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn invalid_short_lambda(&mut self, span: Span) {
+        self.soft(ParseError::new("Invalid anonymous field access", span));
     }
 
     /// `expr0` followed by free newlines (`expr`): list elements, conditions, values.
@@ -115,6 +118,7 @@ impl Parser<'_> {
 
     // ---- heads -------------------------------------------------------------------------
 
+    #[inline(never)]
     fn if_expr(&mut self) -> PResult<Ex> {
         let start = self.pos();
         self.cur.set_pos(start + 2);
@@ -144,6 +148,7 @@ impl Parser<'_> {
         self.node(kind, sp(start, end), h, sp(start, start + 2))
     }
 
+    #[inline(never)]
     fn at_expr(&mut self) -> PResult<Ex> {
         let start = self.pos();
         self.cur.set_pos(start + 2);
@@ -174,6 +179,7 @@ impl Parser<'_> {
     }
 
     /// `match scrutinee { case ... }`: parsed only far enough to skip it; never evaluated.
+    #[inline(never)]
     fn match_expr(&mut self) -> PResult<Ex> {
         let start = self.pos();
         self.cur.set_pos(start + 5);
@@ -191,6 +197,7 @@ impl Parser<'_> {
         Ok(self.leaf(ExprKind::Unsupported("match"), span))
     }
 
+    #[inline(never)]
     fn ident_or_lambda(&mut self) -> PResult<Term> {
         let start = self.pos();
         let Some(end) = self.cur.ident_end(start) else {
@@ -254,6 +261,7 @@ impl Parser<'_> {
 
     /// `( ... )`: a tuple, or (where `lambda_ok`) a lambda's parameter list. `(e)` is `e`,
     /// `()` and `(a, b)` are arrays. Returns whether it was a lambda.
+    #[inline(never)]
     fn group(&mut self, lambda_ok: bool) -> PResult<(Term, bool)> {
         let start = self.pos();
         self.cur.set_pos(start + 1);
@@ -370,6 +378,7 @@ impl Parser<'_> {
         }
     }
 
+    #[inline(never)]
     fn unary(&mut self) -> PResult<Term> {
         self.enter()?;
         let start = self.pos();
@@ -427,6 +436,7 @@ impl Parser<'_> {
         Ok(t)
     }
 
+    #[inline(never)]
     fn word_term(&mut self) -> PResult<Term> {
         let start = self.pos();
         let Some(end) = self.cur.ident_end(start) else {
@@ -445,6 +455,7 @@ impl Parser<'_> {
         Ok(Term::plain(self.leaf(kind, span)))
     }
 
+    #[inline(never)]
     fn placeholder(&mut self) -> PResult<Ex> {
         let start = self.pos();
         let Some(n) = self.take_placeholder() else {
@@ -454,6 +465,7 @@ impl Parser<'_> {
         Ok(self.leaf(ExprKind::Placeholder(n), self.span_from(start)))
     }
 
+    #[inline(never)]
     fn array(&mut self) -> PResult<Ex> {
         let start = self.pos();
         self.cur.set_pos(start + 1);
@@ -499,6 +511,7 @@ impl Parser<'_> {
     // ---- short lambdas -----------------------------------------------------------------
 
     /// `.name`, `.(args)`, `.[i]`: the first link of a short lambda's chain.
+    #[inline(never)]
     fn anon_start(&mut self) -> PResult<Term> {
         let dot = self.pos();
         self.cur.set_pos(dot + 1);
@@ -621,6 +634,7 @@ impl Parser<'_> {
     }
 
     /// The field name after `.` or `?.` (keywords allowed: `arr.at(0)`).
+    #[inline(never)]
     fn select(&mut self, recv: Ex, optional: bool, expected: &[&str]) -> PResult<Ex> {
         let start = self.pos();
         let Some(end) = self.cur.ident_end(start) else {

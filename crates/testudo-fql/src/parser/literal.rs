@@ -242,6 +242,8 @@ impl Parts {
 }
 
 impl Parser<'_> {
+    #[cold]
+    #[inline(never)]
     fn str_error(&mut self, e: StrError) -> super::Fail {
         match e {
             StrError::Expected(pos, names) => self.expected_at(pos, names),
@@ -254,6 +256,7 @@ impl Parser<'_> {
 
     /// A number literal, with its sign if one is written (the cursor is on the sign or
     /// the first digit). Type singletons allow integers only.
+    #[inline(never)]
     pub(crate) fn number_literal(&mut self, allow_float: bool) -> PResult<Ex> {
         let start = self.pos();
         let negative = self.cur.peek() == Some(b'-');
@@ -277,6 +280,7 @@ impl Parser<'_> {
         Ok(self.leaf(kind, self.span_from(start)))
     }
 
+    #[inline(never)]
     pub(crate) fn single_string(&mut self) -> PResult<Ex> {
         let start = self.pos();
         let mut cur = self.cur.clone();
@@ -291,6 +295,7 @@ impl Parser<'_> {
 
     /// A double-quoted string. Also returns, when it interpolates, where its first `#{`
     /// is and the span of the first interpolated expression (object keys report them).
+    #[inline(never)]
     pub(crate) fn double_string(&mut self) -> PResult<(Ex, Option<(usize, Span)>)> {
         let start = self.pos();
         self.cur.set_pos(start + 1);
@@ -353,6 +358,7 @@ impl Parser<'_> {
     }
 
     /// A double-quoted string where `#{` is plain text (singleton types).
+    #[inline(never)]
     pub(crate) fn plain_double_string(&mut self) -> PResult<(String, Span)> {
         let start = self.pos();
         self.cur.set_pos(start + 1);
@@ -384,6 +390,8 @@ impl Parser<'_> {
     }
 
     /// The error for `{ "#{k}": v }`, with Fauna's two hints.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn key_interpolation_error(
         &mut self,
         hash: usize,
@@ -408,6 +416,7 @@ impl Parser<'_> {
     }
 
     /// `<<-ID` / `<<+ID` heredocs (cursor on `<<`).
+    #[inline(never)]
     pub(crate) fn heredoc(&mut self) -> PResult<Ex> {
         let start = self.pos();
         let interpolating = self.cur.starts_with("<<+");

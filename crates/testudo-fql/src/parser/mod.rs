@@ -170,10 +170,14 @@ impl<'s> Parser<'s> {
     // ---- errors ------------------------------------------------------------------------
 
     /// Fails with "Expected ..." at the cursor.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn expected(&mut self, names: &[&str]) -> Fail {
         self.expected_at(self.pos(), names)
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn expected_at(&mut self, pos: usize, names: &[&str]) -> Fail {
         if self.fatal.is_none() {
             self.fatal = Some(ParseError::new(
@@ -185,6 +189,8 @@ impl<'s> Parser<'s> {
     }
 
     /// Records an error and abandons the parse.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn fail(&mut self, err: ParseError) -> Fail {
         self.errors.push(err);
         Fail
@@ -195,17 +201,23 @@ impl<'s> Parser<'s> {
         self.errors.push(err);
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn invalid_char(&mut self, pos: usize) -> Fail {
         let span = self.char_span(pos);
         self.fail(ParseError::new("Invalid character", span))
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn invalid_ident(&mut self, name: &str, span: Span) -> Fail {
         let err = ParseError::new("Invalid identifier", span)
             .with_annotation(format!("`{name}` is a keyword"));
         self.fail(err)
     }
 
+    #[cold]
+    #[inline(never)]
     fn ws_error(&mut self, e: WsError) -> Fail {
         match e {
             WsError::InvalidChar(pos) => self.invalid_char(pos),
@@ -216,12 +228,16 @@ impl<'s> Parser<'s> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn unexpected_end(&mut self, what: &str) -> Fail {
         let span = self.here();
         let msg = format!("Unexpected end of {what}. Expected statement or expression");
         self.fail(ParseError::new(msg, span))
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn missing_return(&mut self, stmt: Span) -> Fail {
         let span = self.here();
         let cause = Hint::new(HintKind::Cause, "Statement does not return a value", stmt);
@@ -250,6 +266,7 @@ impl<'s> Parser<'s> {
     /// Enters one level of source nesting; fails past [`MAX_NESTING`].
     pub(crate) fn enter(&mut self) -> PResult<()> {
         self.depth += 1;
+
         if self.depth > MAX_NESTING {
             let span = self.here();
             return Err(self.too_deep(span));
@@ -261,6 +278,8 @@ impl<'s> Parser<'s> {
         self.depth = self.depth.saturating_sub(1);
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn too_deep(&mut self, span: Span) -> Fail {
         let msg = format!("Expression is nested too deeply (the limit is {MAX_NESTING} levels)");
         self.fail(ParseError::new(msg, span))

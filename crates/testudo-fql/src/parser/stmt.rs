@@ -52,6 +52,7 @@ impl Parser<'_> {
     }
 
     /// Statements up to the end of the query or the `}` of a block (not consumed).
+    #[inline(never)]
     fn body(&mut self, is_query: bool, first: Option<Term>) -> PResult<(Vec<Stmt>, usize)> {
         if first.is_none() && !self.starts_stmt() {
             return Err(self.unexpected_end(if is_query { "query" } else { "block" }));
@@ -94,6 +95,7 @@ impl Parser<'_> {
     }
 
     /// A statement whose first term was already parsed (see [`Probe::Term`]).
+    #[inline(never)]
     fn stmt_from(&mut self, t: Term) -> PResult<(Stmt, usize)> {
         self.enter()?;
         let t = self.postfix(t)?;
@@ -102,6 +104,7 @@ impl Parser<'_> {
         Ok((Stmt::Expr(t.ex.e), t.ex.h))
     }
 
+    #[inline(never)]
     fn let_stmt(&mut self) -> PResult<(Stmt, usize)> {
         let start = self.pos();
         self.cur.set_pos(start + 3);
@@ -155,6 +158,7 @@ impl Parser<'_> {
     // ---- objects and blocks ------------------------------------------------------------
 
     /// `{}`, `{ key: value, ... }` or `{ statements }` (cursor on `{`).
+    #[inline(never)]
     pub(crate) fn object_or_block(&mut self) -> PResult<Ex> {
         let start = self.pos();
         self.cur.set_pos(start + 1);
@@ -173,6 +177,7 @@ impl Parser<'_> {
         self.node(ExprKind::Block(stmts), span, h, self.char_span(start))
     }
 
+    #[inline(never)]
     fn probe_key(&mut self) -> PResult<Probe> {
         let at = self.pos();
         let colon_after = |p: &Self, end: usize| {
@@ -231,6 +236,7 @@ impl Parser<'_> {
     }
 
     /// The rest of an object whose first key was read.
+    #[inline(never)]
     fn object_rest(&mut self, start: usize, first: Name) -> PResult<Ex> {
         let mut fields: Vec<(Name, Expr)> = Vec::new();
         let mut seen: HashMap<String, Span> = HashMap::new();
@@ -274,6 +280,7 @@ impl Parser<'_> {
     }
 
     /// A key after the first: identifier or keyword, `'str'` or `"str"`.
+    #[inline(never)]
     fn object_key(&mut self) -> PResult<Name> {
         let at = self.pos();
         match self.cur.peek() {
