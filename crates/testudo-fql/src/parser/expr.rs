@@ -11,7 +11,6 @@
 //! never escapes as an operand: the chain, prefix operator, operator tail or projection
 //! around it is moved inside it; every recursion goes through `enter`/`expr0`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::precedence::{OpInfo, match_operator};
@@ -226,16 +225,7 @@ impl Parser<'_> {
         params: Vec<Option<Name>>,
         variadic: Option<Option<Name>>,
     ) -> PResult<Ex> {
-        let mut seen: HashMap<&str, Span> = HashMap::new();
-        let mut dups = Vec::new();
-        for name in params.iter().flatten().chain(variadic.iter().flatten()) {
-            match seen.get(name.text.as_str()) {
-                Some(&original) => dups.push((original, name.span)),
-                None => {
-                    seen.insert(&name.text, name.span);
-                }
-            }
-        }
+        let dups = super::duplicates(params.iter().flatten().chain(variadic.iter().flatten()));
         for (original, dup) in dups {
             let hint = Hint::new(HintKind::Hint, "Argument originally defined here", original);
             self.soft(ParseError::new("Duplicate lambda argument", dup).with_hint(hint));

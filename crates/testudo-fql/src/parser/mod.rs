@@ -18,7 +18,10 @@ mod precedence;
 mod stmt;
 mod types;
 
-use crate::ast::{Expr, ExprKind, Query, Span, TypeExpr};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use crate::ast::{Expr, ExprKind, Name, Query, Span, TypeExpr};
 use crate::diagnostics::{Hint, HintKind};
 use crate::lexer::{Cursor, WsError};
 use crate::{MAX_NESTING, ParseError, ParseErrors};
@@ -96,6 +99,32 @@ pub(crate) fn parse_type(src: &str) -> Result<TypeExpr, ParseErrors> {
     let mut p = Parser::new(src, 0);
     let r = p.type_source();
     p.finish(r)
+}
+
+/// `(first occurrence, repeat)` for every name seen before, in source order: a linear scan
+/// for the handful of names real code has, a hash map past that so that hostile inputs
+/// stay linear.
+pub(crate) fn duplicates<'n>(names: impl Iterator<Item = &'n Name>) -> Vec<(Span, Span)> {
+    let names: Vec<&Name> = names.collect();
+    let mut dups = Vec::new();
+    if names.len() <= 16 {
+        for (i, name) in names.iter().enumerate() {
+            if let Some(first) = names[..i].iter().find(|m| m.text == name.text) {
+                dups.push((first.span, name.span));
+            }
+        }
+    } else {
+        let mut seen: HashMap<&str, Span> = HashMap::with_capacity(names.len());
+        for name in names {
+            match seen.entry(name.text.as_str()) {
+                Entry::Occupied(first) => dups.push((*first.get(), name.span)),
+                Entry::Vacant(slot) => {
+                    slot.insert(name.span);
+                }
+            }
+        }
+    }
+    dups
 }
 
 /// Formats Fauna's "Expected a, b, or c" list (sorted, as Fauna sorts it).

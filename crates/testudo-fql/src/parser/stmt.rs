@@ -11,9 +11,6 @@
 //! reused as the start of the block's first statement (so nesting cannot make it
 //! exponential); object keys are unique (duplicates are reported, all of them).
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-
 use super::literal::scan_single;
 use super::{Ex, PResult, Parser, Term};
 use crate::ParseError;
@@ -239,7 +236,6 @@ impl Parser<'_> {
     #[inline(never)]
     fn object_rest(&mut self, start: usize, first: Name) -> PResult<Ex> {
         let mut fields: Vec<(Name, Expr)> = Vec::new();
-        let mut seen: HashMap<String, Span> = HashMap::new();
         let mut h = 0;
         let mut key = first;
         loop {
@@ -250,16 +246,6 @@ impl Parser<'_> {
             self.nl()?;
             let value = self.expr(false)?;
             h = h.max(value.h);
-            match seen.entry(key.text.clone()) {
-                Entry::Occupied(original) => {
-                    let hint =
-                        Hint::new(HintKind::Hint, "Key originally used here", *original.get());
-                    self.soft(ParseError::new("Duplicate key", key.span).with_hint(hint));
-                }
-                Entry::Vacant(slot) => {
-                    slot.insert(key.span);
-                }
-            }
             fields.push((key, value.e));
             if self.cur.eat(",") {
                 self.nl()?;
@@ -275,6 +261,10 @@ impl Parser<'_> {
             return Err(self.expected(&["`,`", "`}`"]));
         }
         self.cur.set_pos(self.pos() + 1);
+        for (original, dup) in super::duplicates(fields.iter().map(|(k, _)| k)) {
+            let hint = Hint::new(HintKind::Hint, "Key originally used here", original);
+            self.soft(ParseError::new("Duplicate key", dup).with_hint(hint));
+        }
         let span = self.span_from(start);
         self.node(ExprKind::Object(fields), span, h, self.char_span(start))
     }
