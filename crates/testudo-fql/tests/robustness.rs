@@ -74,7 +74,10 @@ fn mutate(rng: &mut Rng, base: &str) -> String {
         let boundaries: Vec<usize> = (0..=s.len()).filter(|&i| s.is_char_boundary(i)).collect();
         let at = *rng.pick(&boundaries);
         match rng.below(5) {
-            0 => s.insert_str(at, rng.pick(PIECES)),
+            0 => {
+                let piece = *rng.pick(PIECES);
+                s.insert_str(at, piece);
+            }
             1 => {
                 let end = *rng.pick(&boundaries);
                 let (a, b) = (at.min(end), at.max(end));
@@ -95,7 +98,10 @@ fn mutate(rng: &mut Rng, base: &str) -> String {
                 s.truncate(at);
                 s.push_str(&other[from..]);
             }
-            _ => s.insert_str(at, rng.pick(PIECES)),
+            _ => {
+                let piece = *rng.pick(PIECES);
+                s.insert_str(at, piece);
+            }
         }
     }
     s
