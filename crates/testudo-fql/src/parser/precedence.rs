@@ -61,6 +61,27 @@ pub(crate) const OPERATORS: [OpInfo; 21] = [
 
 /// The operator at the start of `rest` (longest match), if any.
 pub(crate) fn match_operator(rest: &[u8]) -> Option<&'static OpInfo> {
+    // Most calls come after an operand where no operator follows: answer those fast.
+    if !matches!(
+        rest.first(),
+        Some(
+            b'*' | b'/'
+                | b'%'
+                | b'+'
+                | b'-'
+                | b'&'
+                | b'^'
+                | b'|'
+                | b'i'
+                | b'>'
+                | b'<'
+                | b'='
+                | b'!'
+                | b'?'
+        )
+    ) {
+        return None;
+    }
     if rest.starts_with(b"//") || rest.starts_with(b"/*") || rest.starts_with(b"->") {
         return None;
     }
