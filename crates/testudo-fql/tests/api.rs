@@ -103,6 +103,21 @@ fn a_placeholder_beyond_the_template_values_is_an_invalid_character() {
 }
 
 #[test]
+fn invisible_and_control_characters_are_invalid_in_comments_and_strings() {
+    for (src, at) in [
+        ("1 // \u{200B} hidden\n2", 5),
+        ("\"a bell \u{7}\"", 8),
+        ("'\u{202E}'", 1),
+    ] {
+        let errs = parse(src, 0).expect_err(src);
+        assert_eq!(errs.0[0].message, "Invalid character", "{src:?}");
+        assert_eq!(errs.0[0].span.start as usize, at, "{src:?}");
+    }
+    // A tab or a raw newline is fine inside a string.
+    assert!(parse("'a\tb\nc'", 0).is_ok());
+}
+
+#[test]
 fn stored_bodies_must_be_a_single_lambda() {
     assert!(matches!(
         parse_lambda("x => x * 2").map(|e| e.kind),
