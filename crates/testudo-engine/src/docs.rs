@@ -320,7 +320,7 @@ fn live_doc(stored: StoredDoc, ts: Option<Ts>) -> LiveDoc {
     }
     LiveDoc {
         ts,
-        fields: Rc::new(fields),
+        fields: Rc::new(fields.seal()),
         ttl: stored.ttl,
     }
 }

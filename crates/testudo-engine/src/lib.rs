@@ -28,6 +28,11 @@ use testudo_storage::{CommitError, Kv, KvError, WriteSet};
 pub use api::*;
 pub use runner::{MIN_TIMEOUT, PLACEHOLDER};
 
+/// The stack a thread running [`Engine::query`] needs. Evaluation recurses (bounded by the
+/// engine's depth limits); this leaves a wide margin over the deepest legal query measured
+/// in a debug build (under 2 MiB).
+pub const QUERY_STACK_BYTES: usize = 16 * 1024 * 1024;
+
 /// Settings fixed when the engine opens.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {

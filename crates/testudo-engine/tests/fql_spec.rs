@@ -267,12 +267,21 @@ fn fql_spec_files_pass() {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no spec files found");
-    let mut failures = Vec::new();
-    let mut records = 0;
-    for f in &files {
-        records += parse_file(&std::fs::read_to_string(f).expect("readable")).len();
-        failures.extend(run_file(f));
-    }
+    // Queries run on a thread with the stack the server gives them.
+    let (failures, records) = std::thread::Builder::new()
+        .stack_size(testudo_engine::QUERY_STACK_BYTES)
+        .spawn(move || {
+            let mut failures = Vec::new();
+            let mut records = 0;
+            for f in &files {
+                records += parse_file(&std::fs::read_to_string(f).expect("readable")).len();
+                failures.extend(run_file(f));
+            }
+            (failures, records)
+        })
+        .expect("spawn spec thread")
+        .join()
+        .expect("spec thread did not panic");
     assert!(
         failures.is_empty(),
         "{} of {records} records failed:\n{}",

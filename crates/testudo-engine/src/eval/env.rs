@@ -26,6 +26,17 @@ impl Env {
         })))
     }
 
+    /// The deepest value bound in this environment (a closure's depth derives from it).
+    pub fn max_depth(&self) -> u32 {
+        let mut deepest = 0;
+        let mut cur = self.0.as_deref();
+        while let Some(b) = cur {
+            deepest = deepest.max(b.value.depth());
+            cur = b.parent.0.as_deref();
+        }
+        deepest
+    }
+
     pub fn lookup(&self, name: &str) -> Option<&Value> {
         let mut cur = self.0.as_deref();
         while let Some(b) = cur {

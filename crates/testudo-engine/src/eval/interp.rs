@@ -7,7 +7,7 @@ use testudo_fql::ast::{
     BinOp, Expr, ExprKind, Lambda, ProjField, ProjValue, Stmt, TemplatePartKind, UnOp,
 };
 
-use super::value::{Closure, Func, LambdaCode, Native, NullCause, Value};
+use super::value::{Closure, Func, LambdaCode, MAX_VALUE_DEPTH, Native, NullCause, Value};
 use super::{Env, IMPLICIT_ARG, Interp, MAX_CALL_DEPTH, MAX_EVAL_DEPTH, R, at, err, fail, ops};
 use crate::api::ErrorCode;
 use crate::stdlib;
@@ -81,7 +81,7 @@ impl Interp<'_> {
                 for item in items {
                     out.push(self.eval(item, env)?);
                 }
-                Ok(Value::array(out))
+                check_depth(Value::array(out))
             }
             ExprKind::Object(fields) => {
                 let mut out = super::Object::with_capacity(fields.len());
@@ -89,7 +89,7 @@ impl Interp<'_> {
                     let v = self.eval(value, env)?;
                     out.insert(name.text.clone(), v);
                 }
-                Ok(Value::object(out))
+                check_depth(Value::object(out))
             }
             ExprKind::Block(body) => self.eval_body(body, env),
             ExprKind::Lambda(l) => Ok(self.closure(LambdaCode::Full(l.clone()), env, e.span)),
@@ -171,6 +171,7 @@ impl Interp<'_> {
     fn closure(&self, code: LambdaCode, env: &Env, span: Span) -> Value {
         Value::Func(Rc::new(Func::Lambda(Closure {
             code,
+            depth: 1 + env.max_depth(),
             env: env.clone(),
             source: self.source.clone(),
             span,
@@ -373,7 +374,7 @@ impl Interp<'_> {
 
     pub fn call_func(&mut self, func: &Rc<Func>, args: Vec<Value>) -> R<Value> {
         self.calls += 1;
-        match &**func {
+        let result = match &**func {
             Func::Native(native) => {
                 check_arity(native.arity, args.len())?;
                 (native.imp)(self, &native.recv, args)
@@ -391,7 +392,8 @@ impl Interp<'_> {
                 self.call_depth -= 1;
                 result
             }
-        }
+        };
+        check_depth(result?)
     }
 
     fn run_closure(&mut self, closure: &Closure, args: Vec<Value>) -> R<Value> {
@@ -471,7 +473,7 @@ impl Interp<'_> {
         if let Some(m) = stdlib::method(recv, name) {
             self.calls += 1;
             check_arity(m.arity, args.len())?;
-            return (m.imp)(self, recv, args);
+            return check_depth((m.imp)(self, recv, args)?);
         }
         let field = match recv {
             Value::Object(o) => o.get(name).cloned(),
@@ -631,6 +633,19 @@ fn bind_params(env: &Env, lambda: &Lambda, args: Vec<Value>) -> Env {
         }
     }
     env
+}
+
+/// Refuses values nested deeper than [`MAX_VALUE_DEPTH`]. Checked wherever a value can
+/// grow deeper: literals, and every function or method result (so a `fold` that wraps its
+/// accumulator stops at the limit instead of building a structure nobody can walk).
+fn check_depth(v: Value) -> R<Value> {
+    if v.depth() > MAX_VALUE_DEPTH {
+        return fail(
+            ErrorCode::ValueTooLarge,
+            format!("Value nests too deeply: the limit is {MAX_VALUE_DEPTH} levels."),
+        );
+    }
+    Ok(v)
 }
 
 pub fn func_arity(f: &Func) -> super::Arity {

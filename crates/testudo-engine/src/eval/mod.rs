@@ -26,7 +26,7 @@ use testudo_model::{DbId, Ts};
 pub use env::Env;
 pub use error::{EvalError, R, at, err, fail};
 pub use value::{
-    Arity, Closure, DocRef, Func, LambdaCode, Module, Native, NullCause, Object, Value,
+    Arity, Closure, DocRef, Func, LambdaCode, List, Module, Native, NullCause, Object, Value,
 };
 
 use crate::EngineShared;

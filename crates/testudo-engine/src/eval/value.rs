@@ -15,7 +15,122 @@ use testudo_model::{CollId, Date, DocId, Time};
 use super::env::Env;
 use crate::set::SetValue;
 
-pub type Object = IndexMap<String, Value>;
+/// The deepest a value may nest (arrays, structs, closures, sets within each other). Every
+/// walk over a value (drop, comparison, display, encoding) recurses at most this deep, so a
+/// query cannot build a value that crashes the thread that touches it.
+pub const MAX_VALUE_DEPTH: u32 = 1024;
+
+/// An array's elements, with the nesting depth computed when it was built.
+#[derive(Clone, Default)]
+pub struct List {
+    items: Vec<Value>,
+    depth: u32,
+}
+
+impl List {
+    pub fn new(items: Vec<Value>) -> List {
+        let depth = 1 + items.iter().map(Value::depth).max().unwrap_or(0);
+        List { items, depth }
+    }
+
+    pub fn depth(&self) -> u32 {
+        self.depth
+    }
+}
+
+/// A struct's fields, in insertion order. Its depth is computed when it is wrapped into a
+/// [`Value`] (`Value::object`), after the fields are all in.
+#[derive(Clone, Default)]
+pub struct Object {
+    map: IndexMap<String, Value>,
+    depth: u32,
+}
+
+impl Object {
+    pub fn new() -> Object {
+        Object::default()
+    }
+
+    pub fn with_capacity(n: usize) -> Object {
+        Object {
+            map: IndexMap::with_capacity(n),
+            depth: 0,
+        }
+    }
+
+    pub fn depth(&self) -> u32 {
+        self.depth
+    }
+
+    /// Computes the depth of a fully built object.
+    pub fn seal(mut self) -> Object {
+        self.depth = 1 + self.map.values().map(Value::depth).max().unwrap_or(0);
+        self
+    }
+}
+
+impl std::ops::Deref for List {
+    type Target = Vec<Value>;
+    fn deref(&self) -> &Vec<Value> {
+        &self.items
+    }
+}
+
+impl std::ops::Deref for Object {
+    type Target = IndexMap<String, Value>;
+    fn deref(&self) -> &IndexMap<String, Value> {
+        &self.map
+    }
+}
+
+impl std::ops::DerefMut for Object {
+    fn deref_mut(&mut self) -> &mut IndexMap<String, Value> {
+        &mut self.map
+    }
+}
+
+impl FromIterator<(String, Value)> for Object {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Object {
+        Object {
+            map: iter.into_iter().collect(),
+            depth: 0,
+        }
+        .seal()
+    }
+}
+
+impl Drop for List {
+    fn drop(&mut self) {
+        deep_drop(std::mem::take(&mut self.items));
+    }
+}
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        deep_drop(std::mem::take(&mut self.map).into_values().collect());
+    }
+}
+
+/// Drops values iteratively. A query can build arrays nested a million deep (a `fold` that
+/// wraps its accumulator), and the default recursive drop would overflow the stack; here
+/// every container this is the last owner of is emptied onto a heap worklist instead.
+fn deep_drop(mut pending: Vec<Value>) {
+    while let Some(v) = pending.pop() {
+        match v {
+            Value::Array(rc) => {
+                if let Ok(mut list) = Rc::try_unwrap(rc) {
+                    pending.append(&mut list.items);
+                }
+            }
+            Value::Object(rc) => {
+                if let Ok(mut obj) = Rc::try_unwrap(rc) {
+                    pending.extend(std::mem::take(&mut obj.map).into_values());
+                }
+            }
+            _ => {}
+        }
+    }
+}
 
 #[derive(Clone)]
 pub enum Value {
@@ -31,7 +146,7 @@ pub enum Value {
     TxnTime,
     Date(Date),
     Id(u64),
-    Array(Rc<Vec<Value>>),
+    Array(Rc<List>),
     Object(Rc<Object>),
     Doc(DocRef),
     Set(Rc<SetValue>),
@@ -89,6 +204,8 @@ pub enum Func {
 
 pub struct Closure {
     pub code: LambdaCode,
+    /// 1 + the deepest value the closure captured.
+    pub depth: u32,
     pub env: Env,
     /// The source text the code was parsed from, and where in it the lambda is: cursors
     /// carry functions as FQL text plus the values they captured.
@@ -160,11 +277,25 @@ impl Value {
     }
 
     pub fn array(items: Vec<Value>) -> Value {
-        Value::Array(Rc::new(items))
+        Value::Array(Rc::new(List::new(items)))
     }
 
     pub fn object(fields: Object) -> Value {
-        Value::Object(Rc::new(fields))
+        Value::Object(Rc::new(fields.seal()))
+    }
+
+    /// How deeply this value nests (0 for scalars and documents).
+    pub fn depth(&self) -> u32 {
+        match self {
+            Value::Array(l) => l.depth(),
+            Value::Object(o) => o.depth(),
+            Value::Func(f) => match &**f {
+                Func::Lambda(c) => c.depth,
+                Func::Native(n) => n.recv.depth(),
+            },
+            Value::Set(s) => s.depth,
+            _ => 0,
+        }
     }
 
     pub fn is_null(&self) -> bool {

@@ -118,10 +118,7 @@ impl Interp<'_> {
         }
         Ok(Restored {
             ts,
-            set: SetValue {
-                expr,
-                page_size: Some(page_size),
-            },
+            set: SetValue::with_page_size(expr, Some(page_size)),
             pos,
             page_size,
         })
@@ -664,7 +661,7 @@ impl Reader {
                 for _ in 0..n {
                     items.push(self.value(it, d)?);
                 }
-                SetExpr::Values(Rc::new(items))
+                SetExpr::Values(Rc::new(crate::eval::List::new(items)))
             }
             2 => SetExpr::Sequence {
                 from: self.i64()?,
@@ -785,7 +782,7 @@ impl Reader {
             15 => {
                 let page_size = self.opt_u64()?.and_then(|n| usize::try_from(n).ok());
                 let expr = self.set_expr(it, d)?;
-                Value::Set(Rc::new(SetValue { expr, page_size }))
+                Value::Set(Rc::new(SetValue::with_page_size(expr, page_size)))
             }
             16 => Value::Func(self.func(it, d)?),
             17 => Value::TxnTime,
@@ -808,6 +805,7 @@ impl Reader {
                 };
                 Ok(Rc::new(Func::Lambda(Closure {
                     code,
+                    depth: 1 + env.max_depth(),
                     env,
                     source,
                     span,

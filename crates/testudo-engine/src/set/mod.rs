@@ -21,7 +21,7 @@ use testudo_storage::ScanOrder;
 
 use crate::api::ErrorCode;
 use crate::docs::DocState;
-use crate::eval::{DocRef, Env, Func, Interp, R, Value, fail, ops};
+use crate::eval::{DocRef, Env, Func, Interp, List, R, Value, fail, ops};
 use crate::keys;
 
 /// The default number of elements in a page.
@@ -34,14 +34,49 @@ pub const MAX_MATERIALIZED: usize = 100_000;
 pub struct SetValue {
     pub expr: Rc<SetExpr>,
     pub page_size: Option<usize>,
+    /// How deeply the description nests (see `Value::depth`).
+    pub depth: u32,
 }
 
 impl SetValue {
     pub fn new(expr: SetExpr) -> SetValue {
+        SetValue::with_page_size(Rc::new(expr), None)
+    }
+
+    pub fn with_page_size(expr: Rc<SetExpr>, page_size: Option<usize>) -> SetValue {
+        let depth = expr_depth(&expr);
         SetValue {
-            expr: Rc::new(expr),
-            page_size: None,
+            expr,
+            page_size,
+            depth,
         }
+    }
+}
+
+/// The nesting depth of a set description, counting what its functions captured. Every
+/// set is measured when built, and a query stops at `MAX_VALUE_DEPTH`, so this recursion
+/// is bounded.
+pub fn expr_depth(e: &SetExpr) -> u32 {
+    let func = |f: &Func| match f {
+        Func::Lambda(c) => c.depth,
+        Func::Native(n) => n.recv.depth(),
+    };
+    1 + match e {
+        SetExpr::Docs { .. } | SetExpr::Sequence { .. } => 0,
+        SetExpr::Values(items) => items.depth(),
+        SetExpr::Where(inner, f) | SetExpr::Map(inner, f) | SetExpr::FlatMap(inner, f) => {
+            expr_depth(inner).max(func(f))
+        }
+        SetExpr::Take(inner, _)
+        | SetExpr::Drop(inner, _)
+        | SetExpr::Reverse(inner)
+        | SetExpr::Distinct(inner) => expr_depth(inner),
+        SetExpr::Concat(a, b) => expr_depth(a).max(expr_depth(b)),
+        SetExpr::Order(inner, orderings) => orderings
+            .iter()
+            .filter_map(|o| o.key.as_deref().map(func))
+            .fold(expr_depth(inner), u32::max),
+        SetExpr::Project(inner, p) => expr_depth(inner).max(p.env.max_depth()),
     }
 }
 
@@ -55,7 +90,7 @@ pub enum SetExpr {
         at: Option<Ts>,
     },
     /// The elements of an array, or a single value.
-    Values(Rc<Vec<Value>>),
+    Values(Rc<List>),
     /// `Set.sequence(from, until)`: integers `from..until`.
     Sequence {
         from: i64,
@@ -321,7 +356,7 @@ impl SetIter for DocScan {
 }
 
 struct ValuesIter {
-    items: Rc<Vec<Value>>,
+    items: Rc<List>,
     next: u64,
 }
 
@@ -739,10 +774,10 @@ pub fn project(set: &SetValue, fields: &[ProjField], env: &Env, source: Rc<str>)
         env: env.clone(),
         source,
     });
-    Value::Set(Rc::new(SetValue {
-        expr: Rc::new(SetExpr::Project(set.expr.clone(), projection)),
-        page_size: set.page_size,
-    }))
+    Value::Set(Rc::new(SetValue::with_page_size(
+        Rc::new(SetExpr::Project(set.expr.clone(), projection)),
+        set.page_size,
+    )))
 }
 
 impl Interp<'_> {

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use crate::api::ErrorCode;
-use crate::eval::{Func, R, Value, err};
+use crate::eval::{Func, List, R, Value, err};
 use crate::set::{SetExpr, SetValue};
 
 pub fn expected(param: &str, ty: &str, got: &Value) -> Box<crate::eval::EvalError> {
@@ -44,7 +44,7 @@ pub fn func_arg(v: &Value, param: &str) -> R<Rc<Func>> {
     }
 }
 
-pub fn array_arg(v: &Value, param: &str) -> R<Rc<Vec<Value>>> {
+pub fn array_arg(v: &Value, param: &str) -> R<Rc<List>> {
     match v {
         Value::Array(a) => Ok(a.clone()),
         other => Err(expected(param, "Array", other)),
@@ -83,7 +83,7 @@ pub fn recv_str(v: &Value) -> R<Rc<str>> {
     }
 }
 
-pub fn recv_array(v: &Value) -> R<Rc<Vec<Value>>> {
+pub fn recv_array(v: &Value) -> R<Rc<List>> {
     match v {
         Value::Array(a) => Ok(a.clone()),
         _ => Err(err(

@@ -12,7 +12,10 @@ use crate::set::{self, Ordering, Pos, SetExpr, SetValue};
 pub fn static_method(name: &str) -> Option<MethodDef> {
     Some(match name {
         "single" => def("single", exactly(1), |_, _, a| {
-            Ok(lazy(SetExpr::Values(Rc::new(vec![arg(&a, 0)])), None))
+            Ok(lazy(
+                SetExpr::Values(Rc::new(crate::eval::List::new(vec![arg(&a, 0)]))),
+                None,
+            ))
         }),
         "sequence" => def("sequence", exactly(2), |_, _, a| {
             let from = int_arg(&arg(&a, 0), "from")?;
@@ -36,10 +39,7 @@ pub fn static_method(name: &str) -> Option<MethodDef> {
 }
 
 fn lazy(expr: SetExpr, page_size: Option<usize>) -> Value {
-    Value::Set(Rc::new(SetValue {
-        expr: Rc::new(expr),
-        page_size,
-    }))
+    Value::Set(Rc::new(SetValue::with_page_size(Rc::new(expr), page_size)))
 }
 
 fn recv_set(v: &Value) -> R<Rc<SetValue>> {
@@ -90,10 +90,10 @@ pub fn method(name: &str) -> Option<MethodDef> {
         "pageSize" => def("pageSize", exactly(1), |_, r, a| {
             let size = set::page_size(int_arg(&arg(&a, 0), "size")?)?;
             let s = recv_set(r)?;
-            Ok(Value::Set(Rc::new(SetValue {
-                expr: s.expr.clone(),
-                page_size: Some(size),
-            })))
+            Ok(Value::Set(Rc::new(SetValue::with_page_size(
+                s.expr.clone(),
+                Some(size),
+            ))))
         }),
         "toSet" => def("toSet", exactly(0), |_, r, _| Ok(r.clone())),
         "toString" => def("toString", exactly(0), |_, _, _| Ok(Value::str("[set]"))),
