@@ -12,16 +12,40 @@
 //! - *Commits:* a write set is applied entirely or not at all, durably before `commit` returns
 //!   `Ok`. It fails with [`CommitError::Conflict`] if any key or range it read changed after its
 //!   snapshot, so committed transactions are serializable in timestamp order.
+//!
+//! **Map of the crate.** The trait and its value types live here. [`LocalKv`] implements it for
+//! any [`Backend`] (an ordered store of versioned entries): it owns the clock (`clock.rs`),
+//! conflict detection (`occ.rs`), the group-commit sequencer (`pipeline.rs`) and snapshot reads
+//! (`snapshot.rs`). [`MemBackend`] is the in-memory backend; `testudo-storage-redb` is the
+//! embedded one. With the `conformance` feature, [`conformance`] is the suite every
+//! implementation of [`Kv`] must pass.
 
 use std::ops::Bound;
 use std::time::Instant;
 
 pub use testudo_model::Ts;
 
+mod backend;
+mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod local;
+mod mem;
+mod occ;
+mod pipeline;
+mod snapshot;
+
+pub use backend::{Backend, BackendView, BatchWrite, Entry, EntryIter};
+pub use local::{CommitStats, LocalKv, LocalKvOptions};
+pub use mem::MemBackend;
+pub use occ::WindowLimits;
+
 /// A versioned key-value store.
 pub trait Kv: Send + Sync {
-    /// Starts a read at a fresh timestamp (strictly greater than every timestamp returned so
-    /// far, and at least `min_ts`). Never waits for a writer's evaluation.
+    /// Starts a read at a fresh timestamp, strictly greater than every timestamp returned so
+    /// far. The snapshot contains every commit with a smaller timestamp. Never waits for a
+    /// writer's evaluation (it may wait, rarely, for an already validated batch to finish its
+    /// flush; see `clock.rs`).
     fn begin(&self) -> Result<Box<dyn Snapshot>, KvError>;
 
     /// Commits `writes` at a new timestamp after checking that nothing in `reads` changed
@@ -39,20 +63,33 @@ pub trait Kv: Send + Sync {
 }
 
 /// A consistent, read-only view of the store at [`Snapshot::ts`].
+///
+/// Every `at` (and the upper end of a `ts_range`) is capped at [`Snapshot::ts`]: a snapshot
+/// never shows a commit newer than itself.
 pub trait Snapshot: Send {
+    /// The snapshot's timestamp (the transaction time of a read-only query).
     fn ts(&self) -> Ts;
 
     /// The newest version of `key` with a timestamp `<= at` (tombstones included).
-    /// `at` must not exceed [`Snapshot::ts`].
+    /// `at` should not exceed [`Snapshot::ts`]; a larger `at` reads as [`Snapshot::ts`].
     fn get(&self, key: &[u8], at: Ts) -> Result<Option<Version>, KvError>;
 
     /// For every key in `range`, in key order (or reverse), its newest version with a
     /// timestamp `<= at`. Keys whose newest such version is a tombstone are skipped.
-    fn scan<'a>(&'a self, range: KeyRange, at: Ts, order: ScanOrder) -> Result<ScanIter<'a>, KvError>;
+    fn scan<'a>(
+        &'a self,
+        range: KeyRange,
+        at: Ts,
+        order: ScanOrder,
+    ) -> Result<ScanIter<'a>, KvError>;
 
     /// All stored versions of `key` with timestamps in `ts_range`, newest first, tombstones
     /// included.
-    fn versions<'a>(&'a self, key: &[u8], ts_range: (Bound<Ts>, Bound<Ts>)) -> Result<VersionIter<'a>, KvError>;
+    fn versions<'a>(
+        &'a self,
+        key: &[u8],
+        ts_range: (Bound<Ts>, Bound<Ts>),
+    ) -> Result<VersionIter<'a>, KvError>;
 }
 
 pub type ScanIter<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Version), KvError>> + 'a>;
@@ -80,12 +117,18 @@ pub struct KeyRange {
 
 impl KeyRange {
     pub fn new(start: impl Into<Vec<u8>>, end: impl Into<Vec<u8>>) -> KeyRange {
-        KeyRange { start: start.into(), end: Some(end.into()) }
+        KeyRange {
+            start: start.into(),
+            end: Some(end.into()),
+        }
     }
 
     /// Every key that starts with `prefix`.
     pub fn prefix(prefix: &[u8]) -> KeyRange {
-        KeyRange { start: prefix.to_vec(), end: prefix_successor(prefix) }
+        KeyRange {
+            start: prefix.to_vec(),
+            end: prefix_successor(prefix),
+        }
     }
 
     pub fn contains(&self, key: &[u8]) -> bool {
