@@ -161,6 +161,7 @@ fn scalar(v: &Value) -> Output {
         Value::Func(f) => Output::Function(match &**f {
             Func::Lambda(_) => "[function <lambda>]".to_string(),
             Func::Native(n) => format!("[function {}()]", n.name),
+            Func::Udf(u) => format!("[function {}()]", u.name),
         }),
         // Containers, documents and sets are handled by the caller.
         Value::Array(_) | Value::Object(_) | Value::Doc(_) | Value::Set(_) => Output::Null,

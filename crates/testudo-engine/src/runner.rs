@@ -313,18 +313,18 @@ fn render_error(
     } else {
         e.message
     };
+    // An error inside a user function points into the function's body.
+    let (source_name, source) = match &e.origin {
+        Some((name, text)) => (format!("*{name}*"), &**text),
+        None => ("*query*".to_string(), source),
+    };
     let span = e.span.unwrap_or(Span {
         start: 0,
         end: source.len() as u32,
     });
+    let diagnostic = diagnostics::Diagnostic::new(Severity::Error, message.clone(), span);
     let mut summary_parts = logs;
-    summary_parts.push(diagnostics::render(
-        source,
-        span,
-        &message,
-        None,
-        Severity::Error,
-    ));
+    summary_parts.push(diagnostic.render_in(&source_name, source));
     let error = QueryError {
         code: e.code,
         message,

@@ -54,6 +54,7 @@ pub(crate) fn query_error_status(code: ErrorCode) -> StatusCode {
         | ErrorCode::InvalidSecret
         // Fauna reports a denied read or write as a runtime error of the query, not as 403.
         | ErrorCode::PermissionDenied
+        | ErrorCode::InvalidType
         | ErrorCode::ValueTooLarge
         | ErrorCode::StackOverflow
         | ErrorCode::DisabledFeature

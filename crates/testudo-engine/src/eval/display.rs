@@ -77,6 +77,7 @@ pub fn debug_string(v: &Value) -> String {
         Value::Func(f) => match &**f {
             Func::Lambda(_) => "[function <lambda>]".into(),
             Func::Native(n) => format!("[function {}()]", n.name),
+            Func::Udf(u) => format!("[function {}()]", u.name),
         },
         Value::Module(m) => m.name().to_string(),
         _ => scalar_display(v).unwrap_or_default(),

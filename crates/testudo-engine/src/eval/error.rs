@@ -14,6 +14,9 @@ pub struct EvalError {
     /// The value given to `abort()`.
     pub abort: Option<Value>,
     pub constraint_failures: Vec<ConstraintFailure>,
+    /// Where `span` points when it is not the query text: the source name (`udf:Name`) and
+    /// that source.
+    pub origin: Option<(String, std::rc::Rc<str>)>,
 }
 
 /// Results in the evaluator. The error is boxed to keep the happy path's `Result` small.
@@ -26,6 +29,7 @@ pub fn err(code: ErrorCode, message: impl Into<String>) -> Box<EvalError> {
         span: None,
         abort: None,
         constraint_failures: Vec::new(),
+        origin: None,
     })
 }
 

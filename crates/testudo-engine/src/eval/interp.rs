@@ -249,9 +249,9 @@ impl Interp<'_> {
                 at(self.index(&r, argv), e.span).map(Some)
             }
             ExprKind::NonNull(inner) => {
-                let Some(v) = self.eval_link(inner, env)? else {
-                    return Ok(None);
-                };
+                // A `?.` that short-circuited still meets this `!`: `a?.b!` with a null
+                // `a` is a `null_value` error.
+                let v = self.eval_link(inner, env)?.unwrap_or(Value::NULL);
                 at(self.non_null(v), e.span).map(Some)
             }
             _ => self.eval(e, env).map(Some),
@@ -379,6 +379,7 @@ impl Interp<'_> {
                 check_arity(native.arity, args.len())?;
                 (native.imp)(self, &native.recv, args)
             }
+            Func::Udf(def) => self.call_udf(def, args),
             Func::Lambda(closure) => {
                 check_arity(closure.arity(), args.len())?;
                 if self.call_depth >= MAX_CALL_DEPTH {
@@ -394,6 +395,41 @@ impl Interp<'_> {
             }
         };
         check_depth(result?)
+    }
+
+    /// Runs a user-defined function: its body sees only globals and its parameters, and an
+    /// error inside it is reported against the function's source.
+    fn call_udf(
+        &mut self,
+        def: &std::sync::Arc<crate::schema::function::FunctionDef>,
+        args: Vec<Value>,
+    ) -> R<Value> {
+        let lambda = def.lambda()?;
+        let arity = if lambda.variadic.is_some() {
+            super::Arity::AtLeast(lambda.params.len())
+        } else {
+            super::Arity::Exactly(lambda.params.len())
+        };
+        check_arity(arity, args.len())?;
+        if self.call_depth >= MAX_CALL_DEPTH {
+            return fail(
+                ErrorCode::StackOverflow,
+                "Stack overflow: too many nested function calls.",
+            );
+        }
+        self.call_depth += 1;
+        let env = bind_params(&Env::default(), &lambda, args);
+        let result = self.eval(&lambda.body, &env);
+        self.call_depth -= 1;
+        result.map_err(|mut e| {
+            if e.span.is_some() && e.origin.is_none() {
+                e.origin = Some((
+                    format!("udf:{}", def.name),
+                    std::rc::Rc::from(def.body.as_str()),
+                ));
+            }
+            e
+        })
     }
 
     fn run_closure(&mut self, closure: &Closure, args: Vec<Value>) -> R<Value> {
@@ -652,6 +688,11 @@ pub fn func_arity(f: &Func) -> super::Arity {
     match f {
         Func::Lambda(c) => c.arity(),
         Func::Native(n) => n.arity,
+        Func::Udf(def) => match def.lambda() {
+            Ok(l) if l.variadic.is_some() => super::Arity::AtLeast(l.params.len()),
+            Ok(l) => super::Arity::Exactly(l.params.len()),
+            Err(_) => super::Arity::AtLeast(0),
+        },
     }
 }
 

@@ -230,7 +230,7 @@ fn rank(v: &Value) -> u8 {
         Value::Set(_) => 13,
         Value::Func(f) => match **f {
             super::Func::Lambda(_) => 15,
-            super::Func::Native(_) => 16,
+            super::Func::Native(_) | super::Func::Udf(_) => 16,
         },
         Value::Null(_) => 255,
     }

@@ -78,14 +78,19 @@ impl Interp<'_> {
         Ok(Ts(micros))
     }
 
-    /// A name the database's schema gives meaning to: a user collection.
+    /// A name the database's schema gives meaning to: a user collection, else a user
+    /// function.
     pub fn schema_value(&self, name: &str) -> Option<Value> {
-        self.schema.collection(name).map(|def| {
-            Value::Module(Module::Collection(Rc::new(CollHandle {
+        if let Some(def) = self.schema.collection(name) {
+            let handle = CollHandle {
                 id: def.id,
                 name: def.name.clone(),
-            })))
-        })
+            };
+            return Some(Value::Module(Module::Collection(Rc::new(handle))));
+        }
+        self.schema
+            .function(name)
+            .map(|def| Value::Func(Rc::new(super::Func::Udf(def.clone()))))
     }
 
     /// Marks the database's schema as changed by this transaction.

@@ -200,6 +200,8 @@ pub enum Func {
     Lambda(Closure),
     /// A built-in function or a method bound to its receiver.
     Native(Native),
+    /// A user-defined function from the schema.
+    Udf(std::sync::Arc<crate::schema::function::FunctionDef>),
 }
 
 pub struct Closure {
@@ -292,6 +294,7 @@ impl Value {
             Value::Func(f) => match &**f {
                 Func::Lambda(c) => c.depth,
                 Func::Native(n) => n.recv.depth(),
+                Func::Udf(_) => 1,
             },
             Value::Set(s) => s.depth,
             _ => 0,
@@ -344,6 +347,7 @@ impl fmt::Debug for Func {
         match self {
             Func::Lambda(_) => f.write_str("[function <lambda>]"),
             Func::Native(n) => write!(f, "[function {}()]", n.name),
+            Func::Udf(u) => write!(f, "[function {}()]", u.name),
         }
     }
 }

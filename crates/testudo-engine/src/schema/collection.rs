@@ -4,13 +4,11 @@
 //! **Invariant:** a definition is stored only after every field has been checked; a failed
 //! check is a `constraint_failure` listing every problem with its path, and writes nothing.
 
-use testudo_model::{CollId, Data, DataMap};
-use testudo_storage::ScanOrder;
+use testudo_model::{CollId, Data, DataMap, DocId};
 
 use crate::api::{ConstraintFailure, ErrorCode, PathElem};
 use crate::docs::{object_to_data, to_data};
 use crate::eval::{Interp, Object, R, Value, err};
-use crate::keys;
 use crate::stdlib::is_reserved_name;
 
 /// Every field a collection definition may have, in the order a stored definition keeps.
@@ -142,7 +140,9 @@ pub fn validate(it: &mut Interp<'_>, def: &Object, own: Option<CollId>, verb: &s
         );
     }
     for (field, name) in &names {
-        if let Some(taken) = name_taken(it, name, own)? {
+        if let Some(taken) =
+            super::name_taken(it, name, own.map(|c| (super::COLLECTION, DocId(c.0))))?
+        {
             failures.push(failure(field, taken));
         }
     }
@@ -168,33 +168,4 @@ pub fn validate(it: &mut Interp<'_>, def: &Object, own: Option<CollId>, verb: &s
         stored.insert((*field).to_string(), value);
     }
     Ok(stored)
-}
-
-/// Why `name` cannot name a collection: another collection (or alias) already has it.
-/// Reads every definition through the transaction, so two queries creating the same name
-/// conflict and one of them retries and fails here.
-fn name_taken(it: &mut Interp<'_>, name: &str, own: Option<CollId>) -> R<Option<String>> {
-    let range = keys::doc_range(it.db(), crate::schema::COLLECTION, None, None);
-    let page = it
-        .txn
-        .scan(&range, ScanOrder::Ascending, usize::MAX, None)?;
-    for (key, read) in page.entries {
-        let (Some(id), Some(bytes)) = (keys::doc_id_of(&key), read.value) else {
-            continue;
-        };
-        if own == Some(CollId(id.0)) {
-            continue;
-        }
-        let doc = testudo_model::codec::decode_doc(&bytes)?;
-        for field in ["name", "alias"] {
-            if let Some(Data::String(existing)) = doc.fields.get(field)
-                && existing == name
-            {
-                return Ok(Some(format!(
-                    "A collection with the name `{name}` already exists."
-                )));
-            }
-        }
-    }
-    Ok(None)
 }

@@ -12,12 +12,13 @@
 //! schema older than the marker the query's snapshot sees.
 
 pub mod collection;
+pub mod function;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use testudo_model::codec::decode_doc;
-use testudo_model::{CollId, Data, DataMap, DbId, Ts};
+use testudo_model::{CollId, Data, DataMap, DbId, DocId, Ts};
 use testudo_storage::ScanOrder;
 
 use crate::eval::R;
@@ -76,13 +77,14 @@ pub struct CollectionDef {
     pub definition: DataMap,
 }
 
-/// A database's user collections at one schema version.
+/// A database's user collections and functions at one schema version.
 #[derive(Debug, Default)]
 pub struct Schema {
     pub version: Ts,
     collections: Vec<Arc<CollectionDef>>,
     by_name: HashMap<String, usize>,
     by_id: HashMap<CollId, usize>,
+    functions: HashMap<String, Arc<function::FunctionDef>>,
 }
 
 impl Schema {
@@ -96,31 +98,26 @@ impl Schema {
         self.by_id.get(&id).and_then(|&i| self.collections.get(i))
     }
 
-    /// Reads every collection definition of `db` as the transaction sees it.
+    /// A user function by name or alias.
+    pub fn function(&self, name: &str) -> Option<&Arc<function::FunctionDef>> {
+        self.functions.get(name)
+    }
+
+    /// Reads every collection and function definition of `db` as the transaction sees it.
     pub fn load(db: DbId, version: Ts, txn: &mut Txn) -> R<Schema> {
         let mut schema = Schema {
             version,
             ..Schema::default()
         };
-        let range = keys::doc_range(db, COLLECTION, None, None);
-        let mut start = range.clone();
-        loop {
-            let page = txn.scan(&start, ScanOrder::Ascending, 256, None)?;
-            for (key, read) in &page.entries {
-                let (Some(id), Some(bytes)) = (keys::doc_id_of(key), &read.value) else {
-                    continue;
-                };
-                let doc = decode_doc(bytes)?;
-                schema.insert(collection_def(CollId(id.0), doc.fields));
+        for (id, fields) in read_all(db, COLLECTION, txn)? {
+            schema.insert(collection_def(CollId(id.0), fields));
+        }
+        for (id, fields) in read_all(db, FUNCTION, txn)? {
+            let def = Arc::new(function::FunctionDef::from_stored(id, fields));
+            if let Some(alias) = &def.alias {
+                schema.functions.insert(alias.clone(), def.clone());
             }
-            match (page.more, page.entries.last()) {
-                (true, Some((last, _))) => {
-                    let mut next = last.clone();
-                    next.push(0);
-                    start.start = next;
-                }
-                _ => break,
-            }
+            schema.functions.insert(def.name.clone(), def);
         }
         Ok(schema)
     }
@@ -134,6 +131,56 @@ impl Schema {
         self.by_id.insert(def.id, index);
         self.collections.push(Arc::new(def));
     }
+}
+
+/// Every document of a system collection, as the transaction sees it.
+pub fn read_all(db: DbId, coll: CollId, txn: &mut Txn) -> R<Vec<(DocId, DataMap)>> {
+    let mut out = Vec::new();
+    let mut range = keys::doc_range(db, coll, None, None);
+    loop {
+        let page = txn.scan(&range, ScanOrder::Ascending, 256, None)?;
+        for (key, read) in &page.entries {
+            let (Some(id), Some(bytes)) = (keys::doc_id_of(key), &read.value) else {
+                continue;
+            };
+            out.push((id, decode_doc(bytes)?.fields));
+        }
+        match (page.more, page.entries.last()) {
+            (true, Some((last, _))) => {
+                let mut next = last.clone();
+                next.push(0);
+                range.start = next;
+            }
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Why `name` cannot name a new collection or function: collections and functions share
+/// one namespace, names and aliases alike. `own` is the schema document being updated (its
+/// current names do not clash with themselves). Reads every definition through the
+/// transaction, so two queries claiming the same name conflict and one of them fails here.
+pub fn name_taken(
+    it: &mut crate::eval::Interp<'_>,
+    name: &str,
+    own: Option<(CollId, DocId)>,
+) -> R<Option<String>> {
+    for (coll, kind) in [(COLLECTION, "collection"), (FUNCTION, "function")] {
+        for (id, fields) in read_all(it.db(), coll, &mut it.txn)? {
+            if own == Some((coll, id)) {
+                continue;
+            }
+            for field in ["name", "alias"] {
+                if fields.get(field) == Some(&Data::String(name.to_string())) {
+                    return Ok(Some(format!(
+                        "A {kind} with the name `{name}` already exists."
+                    )));
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 pub fn collection_def(id: CollId, definition: DataMap) -> CollectionDef {

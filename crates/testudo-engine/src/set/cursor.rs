@@ -389,6 +389,11 @@ impl Writer {
                 self.str(n.name);
                 self.value(&n.recv, depth)
             }
+            Func::Udf(u) => {
+                self.u8(2);
+                self.str(&u.name);
+                Ok(())
+            }
         }
     }
 
@@ -827,6 +832,13 @@ impl Reader {
                     arity: m.arity,
                     imp: m.imp,
                 })))
+            }
+            2 => {
+                let name = self.str()?;
+                match it.schema_value(&name) {
+                    Some(Value::Func(f)) => Ok(f),
+                    _ => Err(invalid()),
+                }
             }
             _ => Err(invalid()),
         }

@@ -60,6 +60,7 @@ pub fn expr_depth(e: &SetExpr) -> u32 {
     let func = |f: &Func| match f {
         Func::Lambda(c) => c.depth,
         Func::Native(n) => n.recv.depth(),
+        Func::Udf(_) => 1,
     };
     1 + match e {
         SetExpr::Docs { .. } | SetExpr::Sequence { .. } => 0,

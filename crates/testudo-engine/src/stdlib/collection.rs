@@ -291,7 +291,7 @@ fn reject_functions(o: &Object) -> R<()> {
         match v {
             Value::Func(_) => {
                 return fail(
-                    ErrorCode::InvalidArgument,
+                    ErrorCode::InvalidType,
                     "Anonymous functions cannot be stored. Use a string of FQL instead.",
                 );
             }

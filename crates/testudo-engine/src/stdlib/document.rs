@@ -8,7 +8,7 @@ use crate::api::ErrorCode;
 use crate::authz::Action;
 use crate::docs::{fields_to_data, merge_patch, object_to_data};
 use crate::eval::{DocRef, Interp, R, Value, err};
-use crate::schema::COLLECTION;
+use crate::schema::{COLLECTION, FUNCTION};
 
 pub fn method(name: &str) -> Option<MethodDef> {
     Some(match name {
@@ -29,7 +29,7 @@ pub fn method(name: &str) -> Option<MethodDef> {
         }),
         "delete" => def("delete", exactly(0), |it, r, _| {
             let r = recv(r)?;
-            if r.coll == COLLECTION {
+            if r.coll == COLLECTION || r.coll == FUNCTION {
                 return delete_definition(it, r);
             }
             it.check_writable("delete")?;
@@ -58,6 +58,9 @@ fn write(it: &mut Interp<'_>, r: DocRef, input: &Value, replace: bool, as_data: 
     let patch = object_arg(input, "data")?;
     if r.coll == COLLECTION {
         return write_definition(it, r, &patch, replace);
+    }
+    if r.coll == FUNCTION {
+        return super::function::write_definition(it, r, &patch, replace);
     }
     it.check_writable(verb)?;
     let current = it.require_doc(r)?;

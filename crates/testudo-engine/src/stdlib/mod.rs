@@ -7,6 +7,7 @@ pub mod args;
 pub mod array;
 pub mod collection;
 pub mod document;
+pub mod function;
 pub mod global;
 pub mod math;
 pub mod object;
@@ -86,6 +87,7 @@ fn module_method(m: &Module, name: &str) -> Option<MethodDef> {
             "Array" => array::static_method(name),
             "Object" => object::static_method(name),
             "Collection" => collection::collection_module_method(name),
+            "Function" => function::function_module_method(name),
             _ => None,
         }
         .or_else(|| (name == "toString").then_some(def("toString", exactly(0), module_to_string))),
@@ -110,7 +112,8 @@ pub fn field(it: &mut Interp<'_>, recv: &Value, name: &str) -> R<Option<Value>> 
         Value::Module(Module::Collection(c)) if name == "definition" => {
             Some(collection::definition_of(c.id))
         }
-        Value::Module(_) | Value::Set(_) | Value::Func(_) => None,
+        Value::Func(f) => function::udf_field(f, name),
+        Value::Module(_) | Value::Set(_) => None,
         _ => {
             let _ = it;
             None
@@ -136,6 +139,7 @@ pub fn module_apply(it: &mut Interp<'_>, m: &Module, args: Vec<Value>) -> R<Valu
                 Ok(Value::TxnTime)
             }
             "Collection" => collection::collection_apply(it, args),
+            "Function" => function::function_apply(it, args),
             other => fail(
                 ErrorCode::TypeMismatch,
                 format!("`{other}` is not a function."),
