@@ -878,7 +878,13 @@ pub fn close_makes_every_later_call_fail_cleanly(make: MakeKv<'_>) {
     let kv = make();
     put(&*kv, &[("a", Some("1"))]);
     let s = kv.begin().unwrap();
+    let unread = kv.begin().unwrap();
+    assert_eq!(value(&*s, "a").as_deref(), Some("1"));
     kv.close().unwrap();
+    assert!(matches!(
+        unread.get(b"a", unread.ts()),
+        Err(KvError::Closed)
+    ));
     assert!(matches!(kv.begin(), Err(KvError::Closed)));
     let txn = WriteSet {
         snapshot_ts: s.ts(),

@@ -55,7 +55,8 @@ pub trait Kv: Send + Sync {
     /// [`CommitError::DeadlineExceeded`]: nothing of it is applied.
     fn commit(&self, txn: WriteSet, deadline: Option<Instant>) -> Result<Ts, CommitError>;
 
-    /// The timestamp of the newest durable commit (0 for an empty store).
+    /// The timestamp of the newest durable commit (0 for an empty store). A commit that wrote
+    /// nothing (a read-only transaction validated through `commit`) does not move it.
     fn last_commit_ts(&self) -> Ts;
 
     /// Flushes and closes the store; every later call fails with [`KvError::Closed`].

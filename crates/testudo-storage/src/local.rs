@@ -318,6 +318,34 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_reading_what_an_earlier_one_in_its_batch_wrote_conflicts() {
+        let (gate, kv) = gated();
+        let snapshot_ts = kv.begin().unwrap().ts();
+        std::thread::scope(|scope| {
+            let kv = &kv;
+            let first = scope.spawn(move || write(kv, b"first", None));
+            wait_until(|| gate.entered.load(Ordering::SeqCst) == 1);
+            let writer = scope.spawn(move || write_at(kv, snapshot_ts, b"k", None));
+            wait_until(|| kv.shared.queue.len() == 1);
+            let reader = scope.spawn(move || {
+                let txn = WriteSet {
+                    snapshot_ts,
+                    read_keys: vec![b"k".to_vec()],
+                    writes: vec![(b"other".to_vec(), None)],
+                    ..WriteSet::default()
+                };
+                kv.commit(txn, None)
+            });
+            wait_until(|| kv.shared.queue.len() == 2);
+            gate.open_gate();
+            first.join().unwrap().unwrap();
+            writer.join().unwrap().unwrap();
+            assert!(matches!(reader.join().unwrap(), Err(CommitError::Conflict)));
+        });
+        assert_eq!(kv.stats().batches, 2);
+    }
+
+    #[test]
     fn a_failed_batch_fails_every_commit_in_it_and_leaves_nothing_visible() {
         let (gate, kv) = gated();
         let before = kv.begin().unwrap().ts();
