@@ -11,7 +11,7 @@ use std::rc::Rc;
 use testudo_model::codec::{decode_doc, encode_doc};
 use testudo_model::{CollId, Data, DataMap, DocId, NullCause as Missing, StoredDoc, Time, Ts};
 
-use crate::api::ErrorCode;
+use crate::api::{ConstraintFailure, ErrorCode, PathElem};
 use crate::authz::{self, Action};
 use crate::eval::{DocRef, Interp, Module, NullCause, Object, R, Value, err, fail, ops};
 use crate::keys;
@@ -226,7 +226,8 @@ impl Interp<'_> {
         Ok(Some(out))
     }
 
-    /// Buffers a new version of a document, after the gate and the write guards.
+    /// Buffers a new version of a document, after the gate and the write guards, and keeps
+    /// the collection's indexes and unique constraints in step with it.
     pub fn put_doc(
         &mut self,
         r: DocRef,
@@ -243,6 +244,7 @@ impl Interp<'_> {
             );
         }
         self.guard_doc_and_schema_write(r)?;
+        let old = self.stored_fields(r)?;
         let stored = StoredDoc { fields, ttl };
         let bytes = encode_doc(&stored);
         if bytes.len() > MAX_DOC_BYTES {
@@ -254,6 +256,7 @@ impl Interp<'_> {
                 ),
             );
         }
+        self.maintain_indexes(r, old.as_ref(), Some(&stored.fields))?;
         self.txn.put(keys::doc(self.db(), r.coll, r.id), bytes);
         self.doc_writes += 1;
         let live = live_doc(stored, None);
@@ -270,9 +273,93 @@ impl Interp<'_> {
             );
         }
         self.guard_doc_and_schema_write(r)?;
+        let old = self.stored_fields(r)?;
+        self.maintain_indexes(r, old.as_ref(), None)?;
         self.txn.delete(keys::doc(self.db(), r.coll, r.id));
         self.doc_writes += 1;
         self.cache_current(r, DocState::Missing(Missing::Deleted));
+        Ok(())
+    }
+
+    /// The current stored fields of a document (this transaction's writes included).
+    fn stored_fields(&mut self, r: DocRef) -> R<Option<DataMap>> {
+        let key = keys::doc(self.db(), r.coll, r.id);
+        match self.txn.get(&key)?.and_then(|read| read.value) {
+            Some(bytes) => Ok(Some(decode_doc(&bytes)?.fields)),
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces the entries an old version contributed to each index by the new version's,
+    /// then checks the collection's unique constraints against the new entries.
+    fn maintain_indexes(
+        &mut self,
+        r: DocRef,
+        old: Option<&DataMap>,
+        new: Option<&DataMap>,
+    ) -> R<()> {
+        let Some(def) = self.schema.collection_by_id(r.coll).cloned() else {
+            return Ok(());
+        };
+        let db = self.db();
+        for index in def.indexes.maintained() {
+            let before = old
+                .map(|f| index.entries(db, r.coll, r.id, f))
+                .unwrap_or_default();
+            let after = new
+                .map(|f| index.entries(db, r.coll, r.id, f))
+                .unwrap_or_default();
+            for (key, _) in &before {
+                if !after.iter().any(|(k, _)| k == key) {
+                    self.txn.delete(key.clone());
+                }
+            }
+            for entry in &after {
+                if !before.contains(entry) {
+                    self.txn.put(entry.0.clone(), entry.1.clone());
+                }
+            }
+        }
+        let Some(new) = new else { return Ok(()) };
+        for unique in &def.indexes.uniques {
+            for (key, _) in unique.index.entries(db, r.coll, r.id, new) {
+                // Every entry with the same terms shares the key up to the document id.
+                let prefix = &key[..key.len().saturating_sub(8)];
+                let range = testudo_storage::KeyRange::prefix(prefix);
+                let page = self
+                    .txn
+                    .scan(&range, testudo_storage::ScanOrder::Ascending, 2, None)?;
+                if page
+                    .entries
+                    .iter()
+                    .any(|(k, _)| keys::doc_id_of(k) != Some(r.id))
+                {
+                    let paths = unique
+                        .fields
+                        .iter()
+                        .map(|f| {
+                            f.path
+                                .iter()
+                                .map(|s| match s {
+                                    crate::index::path::Segment::Field(name) => {
+                                        PathElem::Field(name.clone())
+                                    }
+                                    crate::index::path::Segment::Index(i) => {
+                                        PathElem::Index(*i as i64)
+                                    }
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    let mut e = err(ErrorCode::ConstraintFailure, "Failed unique constraint.");
+                    e.constraint_failures = vec![ConstraintFailure {
+                        message: "Failed unique constraint.".into(),
+                        paths,
+                    }];
+                    return Err(e);
+                }
+            }
+        }
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 //! |-------|----------------------------------|-----------------------------------------|
 //! | 0x00  | `0x00` + meta name (UTF-8)       | engine metadata (schema version marker) |
 //! | 0x01  | `0x01` + coll id (8) + doc id (8)| a document version (`codec::encode_doc`)|
+//! | 0x02  | `0x02` + coll id (8) + index id (8) + sort keys of terms and values + doc id (8) | covered values (`codec::encode_data`) |
 //!
 //! Integers are big-endian so byte order is numeric order. **Invariant:** this module is the
 //! only place that builds or parses keys; changing the layout bumps the storage format.
@@ -17,6 +18,7 @@ use testudo_storage::KeyRange;
 
 const SPACE_META: u8 = 0x00;
 const SPACE_DOC: u8 = 0x01;
+const SPACE_INDEX: u8 = 0x02;
 
 /// The meta key whose version timestamp is the database's schema version: every schema
 /// change writes it, so one point read tells whether a cached schema is current.
@@ -68,7 +70,18 @@ pub fn doc_range(db: DbId, coll: CollId, from: Option<DocId>, to: Option<DocId>)
     }
 }
 
-/// The document id at the end of a document key.
+/// The prefix of every entry of one index (an index id is derived from its definition, so a
+/// changed definition starts a fresh range).
+pub fn index_prefix(db: DbId, coll: CollId, index: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(64);
+    k.extend_from_slice(&db.0.to_be_bytes());
+    k.push(SPACE_INDEX);
+    k.extend_from_slice(&coll.0.to_be_bytes());
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// The document id at the end of a document key (or an index entry key).
 pub fn doc_id_of(key: &[u8]) -> Option<DocId> {
     let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
     Some(DocId(u64::from_be_bytes(tail)))

@@ -10,6 +10,7 @@ mod authz;
 mod docs;
 mod eval;
 mod ids;
+mod index;
 mod keys;
 mod materialize;
 mod runner;
@@ -47,6 +48,7 @@ pub struct EngineShared {
     pub(crate) schemas: schema::SchemaCache,
     pub(crate) ids: ids::IdGen,
     pub(crate) cursor_key: set::cursor::CursorKey,
+    pub(crate) builder: index::build::Builder,
 }
 
 pub struct Engine {
@@ -68,16 +70,16 @@ impl Engine {
         let cursor_key = set::cursor::CursorKey::new(&cursor_key)
             .ok_or_else(|| OpenError::Init("the cursor key is malformed".into()))?;
         let ids = ids::IdGen::new(kv.last_commit_ts());
-        let shared = EngineShared {
+        let shared = Arc::new_cyclic(|weak| EngineShared {
             kv,
             config,
             schemas: schema::SchemaCache::default(),
             ids,
             cursor_key,
-        };
-        Ok(Engine {
-            shared: Arc::new(shared),
-        })
+            builder: index::build::Builder::start(weak.clone()),
+        });
+        index::build::resume_pending(&shared, DbId::ROOT)?;
+        Ok(Engine { shared })
     }
 
     /// Turns a bearer secret into the scope it grants. This is the only place secrets are
@@ -100,6 +102,7 @@ impl Engine {
 
     /// Flushes and closes the store.
     pub fn close(&self) -> Result<(), KvError> {
+        self.shared.builder.stop();
         self.shared.kv.close()
     }
 }

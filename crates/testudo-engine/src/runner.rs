@@ -114,9 +114,13 @@ pub fn run(shared: &EngineShared, scope: &Scope, req: QueryRequest) -> QueryResp
                     };
                 }
                 let schema_changed = it.schema_changed();
+                let builds = std::mem::take(&mut it.pending_builds);
                 let write_set = it.into_txn().into_write_set();
                 match shared.kv.commit(write_set, Some(req.deadline)) {
                     Ok(ts) => {
+                        for coll in builds {
+                            shared.builder.request(scope.db, coll);
+                        }
                         let schema_version = if schema_changed { ts } else { schema_version };
                         stats.query_time_ms = elapsed_ms(started);
                         return QueryResponse {

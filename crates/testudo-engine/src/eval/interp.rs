@@ -7,7 +7,7 @@ use testudo_fql::ast::{
     BinOp, Expr, ExprKind, Lambda, ProjField, ProjValue, Stmt, TemplatePartKind, UnOp,
 };
 
-use super::value::{Closure, Func, LambdaCode, MAX_VALUE_DEPTH, Native, NullCause, Value};
+use super::value::{Closure, Func, LambdaCode, MAX_VALUE_DEPTH, Module, Native, NullCause, Value};
 use super::{Env, IMPLICIT_ARG, Interp, MAX_CALL_DEPTH, MAX_EVAL_DEPTH, R, at, err, fail, ops};
 use crate::api::ErrorCode;
 use crate::stdlib;
@@ -510,6 +510,15 @@ impl Interp<'_> {
             self.calls += 1;
             check_arity(m.arity, args.len())?;
             return check_depth((m.imp)(self, recv, args)?);
+        }
+        if let Value::Module(Module::Collection(c)) = recv
+            && let Some(index) = self
+                .schema
+                .collection_by_id(c.id)
+                .and_then(|d| d.indexes.index(name).cloned())
+        {
+            self.calls += 1;
+            return stdlib::collection::index_call(self, c.id, index, args);
         }
         let field = match recv {
             Value::Object(o) => o.get(name).cloned(),

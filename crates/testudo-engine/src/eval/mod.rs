@@ -73,6 +73,8 @@ pub struct Interp<'e> {
     /// Collections created, updated or deleted by this query: their documents may not be
     /// written in the same query.
     pub touched_schema: HashMap<u64, ()>,
+    /// Collections whose new indexes must be built in the background once this commits.
+    pub pending_builds: Vec<testudo_model::CollId>,
     /// Whether this query wrote the schema marker.
     pub schema_bumped: bool,
     /// Collections whose documents this query wrote.
@@ -109,6 +111,7 @@ impl<'e> Interp<'e> {
             touched_schema: HashMap::new(),
             touched_docs: HashMap::new(),
             schema_bumped: false,
+            pending_builds: Vec::new(),
         }
     }
 

@@ -146,6 +146,7 @@ pub fn validate(it: &mut Interp<'_>, def: &Object, own: Option<CollId>, verb: &s
             failures.push(failure(field, taken));
         }
     }
+    check_indexes_and_constraints(def, &mut failures)?;
     if !failures.is_empty() {
         return Err(constraint_error(
             format!("Failed to {verb} document in collection Collection."),
@@ -168,4 +169,217 @@ pub fn validate(it: &mut Interp<'_>, def: &Object, own: Option<CollId>, verb: &s
         stored.insert((*field).to_string(), value);
     }
     Ok(stored)
+}
+
+/// Collection methods an index may not be named after.
+const COLLECTION_METHODS: &[&str] = &[
+    "all",
+    "where",
+    "firstWhere",
+    "create",
+    "createData",
+    "byId",
+    "definition",
+    "toString",
+];
+
+fn failure_at(path: Vec<PathElem>, message: impl Into<String>) -> ConstraintFailure {
+    ConstraintFailure {
+        message: message.into(),
+        paths: vec![path],
+    }
+}
+
+fn field_path(parts: &[&str]) -> Vec<PathElem> {
+    parts
+        .iter()
+        .map(|p| PathElem::Field((*p).to_string()))
+        .collect()
+}
+
+/// Checks the `indexes` and `constraints` of a definition.
+fn check_indexes_and_constraints(def: &Object, failures: &mut Vec<ConstraintFailure>) -> R<()> {
+    if let Some(Value::Object(indexes)) = def.get("indexes") {
+        for (name, spec) in indexes.iter() {
+            let at = field_path(&["indexes", name]);
+            if let Some(problem) = check_identifier(name) {
+                failures.push(failure_at(at, problem));
+                continue;
+            }
+            if COLLECTION_METHODS.contains(&name.as_str()) {
+                failures.push(failure_at(
+                    at,
+                    format!("The name `{name}` is reserved for a collection method."),
+                ));
+                continue;
+            }
+            match to_data(spec)? {
+                Data::Object(map) => {
+                    if let Err(problem) = crate::index::parse_index(name, &map) {
+                        failures.push(failure_at(at, problem));
+                    }
+                }
+                _ => failures.push(failure_at(
+                    at,
+                    format!("Expected Object, provided {}", spec.type_name()),
+                )),
+            }
+        }
+    }
+    if let Some(Value::Array(constraints)) = def.get("constraints") {
+        for (i, c) in constraints.iter().enumerate() {
+            let at = vec![
+                PathElem::Field("constraints".into()),
+                PathElem::Index(i as i64),
+            ];
+            let problem = match c {
+                Value::Object(o) if o.len() == 1 && o.contains_key("unique") => {
+                    match to_data(&o["unique"])? {
+                        Data::Array(fields) if !fields.is_empty() => fields
+                            .iter()
+                            .map(crate::index::parse_field)
+                            .collect::<Result<Vec<_>, _>>()
+                            .err(),
+                        _ => Some("Expected a non-empty Array of fields in `unique`.".to_string()),
+                    }
+                }
+                Value::Object(o) if o.len() == 1 && o.contains_key("check") => match &o["check"] {
+                    Value::Object(check) => match (check.get("name"), check.get("body")) {
+                        (Some(Value::Str(name)), Some(Value::Str(body))) => check_identifier(name)
+                            .or_else(|| {
+                                super::function::parse_body(body)
+                                    .err()
+                                    .map(|e| e.to_string())
+                            }),
+                        _ => Some(
+                            "Expected `{ name, body }` with String values in `check`.".to_string(),
+                        ),
+                    },
+                    other => Some(format!("Expected Object, provided {}", other.type_name())),
+                },
+                _ => {
+                    Some("Expected `{ unique: [...] }` or `{ check: { name, body } }`.".to_string())
+                }
+            };
+            if let Some(problem) = problem {
+                failures.push(failure_at(at, problem));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Gives every index of a new or changed definition its build state: an index already
+/// built keeps it; a new one is built right here when the collection is small (or new), or
+/// marked `pending` for the background builder. Unique constraints are always checked
+/// against the existing documents here. Returns whether a background build is needed.
+pub fn prepare_indexes(
+    it: &mut Interp<'_>,
+    coll: CollId,
+    old: Option<&DataMap>,
+    new: &mut DataMap,
+) -> R<bool> {
+    let before = old
+        .map(crate::index::CollectionIndexes::from_definition)
+        .unwrap_or_default();
+    let after = crate::index::CollectionIndexes::from_definition(new);
+    let built = |id: u64| before.indexes.iter().any(|i| i.id == id && i.queryable());
+    let fresh: Vec<_> = after
+        .indexes
+        .iter()
+        .filter(|i| !built(i.id))
+        .cloned()
+        .collect();
+    let fresh_uniques: Vec<_> = after
+        .uniques
+        .iter()
+        .filter(|u| !before.uniques.iter().any(|b| b.index.id == u.index.id))
+        .cloned()
+        .collect();
+
+    let mut background = false;
+    if !fresh.is_empty() || !fresh_uniques.is_empty() {
+        let docs = if old.is_none() {
+            Vec::new()
+        } else {
+            existing_docs(it, coll, crate::index::SYNC_BUILD_LIMIT + 1)?
+        };
+        let small = docs.len() <= crate::index::SYNC_BUILD_LIMIT;
+        let db = it.db();
+        for index in &fresh {
+            if small {
+                for (id, fields) in &docs {
+                    for (k, v) in index.entries(db, coll, *id, fields) {
+                        it.txn.put(k, v);
+                    }
+                }
+            } else {
+                background = true;
+            }
+        }
+        if !fresh_uniques.is_empty() {
+            let all = if small {
+                docs
+            } else {
+                existing_docs(it, coll, usize::MAX)?
+            };
+            for unique in &fresh_uniques {
+                let mut seen = std::collections::HashSet::new();
+                for (id, fields) in &all {
+                    for (k, v) in unique.index.entries(db, coll, *id, fields) {
+                        if !seen.insert(k[..k.len().saturating_sub(8)].to_vec()) {
+                            let paths = unique
+                                .fields
+                                .iter()
+                                .map(|f| {
+                                    vec![PathElem::Field(
+                                        f.text.trim_start_matches('.').to_string(),
+                                    )]
+                                })
+                                .collect();
+                            let mut e =
+                                err(ErrorCode::ConstraintFailure, "Failed unique constraint.");
+                            e.constraint_failures = vec![ConstraintFailure {
+                                message: "Existing documents violate the unique constraint.".into(),
+                                paths,
+                            }];
+                            return Err(e);
+                        }
+                        it.txn.put(k, v);
+                    }
+                }
+            }
+        }
+    }
+    // Record each index's state in the stored definition.
+    if let Some(Data::Object(indexes)) = new.get_mut("indexes") {
+        for (name, spec) in indexes.iter_mut() {
+            let Data::Object(spec) = spec else { continue };
+            let Some(index) = after.index(name) else {
+                continue;
+            };
+            let active = built(index.id) || !(background && fresh.iter().any(|f| f.id == index.id));
+            spec.insert("queryable".into(), Data::Bool(active));
+            spec.insert(
+                "status".into(),
+                Data::String(if active { "active" } else { "pending" }.into()),
+            );
+        }
+    }
+    Ok(background)
+}
+
+/// Up to `limit` documents of a collection, as this transaction sees them.
+fn existing_docs(it: &mut Interp<'_>, coll: CollId, limit: usize) -> R<Vec<(DocId, DataMap)>> {
+    let range = crate::keys::doc_range(it.db(), coll, None, None);
+    let page = it
+        .txn
+        .scan(&range, testudo_storage::ScanOrder::Ascending, limit, None)?;
+    let mut out = Vec::with_capacity(page.entries.len());
+    for (key, read) in page.entries {
+        if let (Some(id), Some(bytes)) = (crate::keys::doc_id_of(&key), read.value) {
+            out.push((id, testudo_model::codec::decode_doc(&bytes)?.fields));
+        }
+    }
+    Ok(out)
 }

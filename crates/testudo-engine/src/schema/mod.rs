@@ -68,13 +68,15 @@ pub fn is_named(coll: CollId) -> bool {
 }
 
 /// One user collection as the schema knows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct CollectionDef {
     pub id: CollId,
     pub name: String,
     pub alias: Option<String>,
     /// The whole stored definition (name, history_days, indexes, constraints, ...).
     pub definition: DataMap,
+    /// Its indexes and unique constraints, parsed.
+    pub indexes: crate::index::CollectionIndexes,
 }
 
 /// A database's user collections and functions at one schema version.
@@ -188,11 +190,13 @@ pub fn collection_def(id: CollId, definition: DataMap) -> CollectionDef {
         Some(Data::String(s)) => Some(s.clone()),
         _ => None,
     };
+    let indexes = crate::index::CollectionIndexes::from_definition(&definition);
     CollectionDef {
         id,
         name: text("name").unwrap_or_default(),
         alias: text("alias"),
         definition,
+        indexes,
     }
 }
 

@@ -167,6 +167,10 @@ impl Writer {
                 self.u8(1);
                 self.u64(*k);
             }
+            Pos::Entry(suffix) => {
+                self.u8(8);
+                self.bytes(suffix);
+            }
             Pos::Count(n) => {
                 self.u8(2);
                 self.u64(*n);
@@ -206,6 +210,23 @@ impl Writer {
         }
         let d = depth + 1;
         match e {
+            SetExpr::Index {
+                coll,
+                index,
+                terms,
+                from,
+                to,
+                at,
+            } => {
+                self.u8(13);
+                self.u64(coll.0);
+                self.str(&index.name);
+                self.u64(index.id);
+                self.data_list(Some(terms));
+                self.data_list(from.as_deref());
+                self.data_list(to.as_deref());
+                self.opt_u64(at.map(|t| t.0));
+            }
             SetExpr::Docs { coll, from, to, at } => {
                 self.u8(0);
                 self.u64(coll.0);
@@ -274,6 +295,18 @@ impl Writer {
             }
         }
         Ok(())
+    }
+
+    fn data_list(&mut self, items: Option<&Vec<testudo_model::Data>>) {
+        match items {
+            Some(items) => {
+                self.u8(1);
+                self.bytes(&testudo_model::codec::encode_data(
+                    &testudo_model::Data::Array(items.clone()),
+                ));
+            }
+            None => self.u8(0),
+        }
     }
 
     fn opt_u64(&mut self, v: Option<u64>) {
@@ -607,6 +640,17 @@ impl Reader {
         String::from_utf8(self.bytes()?).map_err(|_| invalid())
     }
 
+    fn data_list(&mut self) -> R<Option<Vec<testudo_model::Data>>> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => match testudo_model::codec::decode_data(&self.bytes()?) {
+                Ok(testudo_model::Data::Array(items)) => Ok(Some(items)),
+                _ => Err(invalid()),
+            },
+            _ => Err(invalid()),
+        }
+    }
+
     fn opt_u64(&mut self) -> R<Option<u64>> {
         match self.u8()? {
             0 => Ok(None),
@@ -644,6 +688,7 @@ impl Reader {
                 }
             }
             7 => Pos::Inner(Box::new(self.pos(d)?)),
+            8 => Pos::Entry(self.bytes()?),
             _ => return Err(invalid()),
         })
     }
@@ -714,6 +759,30 @@ impl Reader {
             12 => {
                 let inner = self.set_expr(it, d)?;
                 SetExpr::Project(inner, self.projection(it, d)?)
+            }
+            13 => {
+                let coll = CollId(self.u64()?);
+                let name = self.str()?;
+                let id = self.u64()?;
+                // The index must still be the one the cursor was made from.
+                let index = it
+                    .schema
+                    .collection_by_id(coll)
+                    .and_then(|c| c.indexes.index(&name).cloned())
+                    .filter(|i| i.id == id && i.queryable())
+                    .ok_or_else(invalid)?;
+                let terms = Rc::new(self.data_list()?.ok_or_else(invalid)?);
+                let from = self.data_list()?.map(Rc::new);
+                let to = self.data_list()?.map(Rc::new);
+                let at = self.opt_u64()?.map(Ts);
+                SetExpr::Index {
+                    coll,
+                    index,
+                    terms,
+                    from,
+                    to,
+                    at,
+                }
             }
             _ => return Err(invalid()),
         };

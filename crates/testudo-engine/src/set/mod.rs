@@ -63,7 +63,7 @@ pub fn expr_depth(e: &SetExpr) -> u32 {
         Func::Udf(_) => 1,
     };
     1 + match e {
-        SetExpr::Docs { .. } | SetExpr::Sequence { .. } => 0,
+        SetExpr::Docs { .. } | SetExpr::Sequence { .. } | SetExpr::Index { .. } => 0,
         SetExpr::Values(items) => items.depth(),
         SetExpr::Where(inner, f) | SetExpr::Map(inner, f) | SetExpr::FlatMap(inner, f) => {
             expr_depth(inner).max(func(f))
@@ -88,6 +88,16 @@ pub enum SetExpr {
         coll: CollId,
         from: Option<DocId>,
         to: Option<DocId>,
+        at: Option<Ts>,
+    },
+    /// Documents found through an index: entries with these terms, values within
+    /// `[from, to]` (inclusive prefixes, in index order), read at `at`.
+    Index {
+        coll: CollId,
+        index: std::sync::Arc<crate::index::IndexDef>,
+        terms: Rc<Vec<testudo_model::Data>>,
+        from: Option<Rc<Vec<testudo_model::Data>>>,
+        to: Option<Rc<Vec<testudo_model::Data>>>,
         at: Option<Ts>,
     },
     /// The elements of an array, or a single value.
@@ -130,6 +140,8 @@ pub enum Pos {
     Start,
     /// A document scan: the id of the last document given.
     Key(u64),
+    /// An index scan: the last entry given, after the index's prefix.
+    Entry(Vec<u8>),
     /// Elements given so far (arrays, sequences, and nodes that resume by count).
     Count(u64),
     /// Inner position, elements taken so far.
@@ -167,6 +179,29 @@ pub fn open(expr: &Rc<SetExpr>, pos: &Pos) -> R<Box<dyn SetIter>> {
                 _ => return bad_pos(),
             };
             Box::new(DocScan::new(*coll, *from, *to, *at, after))
+        }
+        SetExpr::Index {
+            coll,
+            index,
+            terms,
+            from,
+            to,
+            at,
+        } => {
+            let after = match pos {
+                Pos::Start => None,
+                Pos::Entry(suffix) => Some(suffix.clone()),
+                _ => return bad_pos(),
+            };
+            Box::new(IndexScan::new(
+                *coll,
+                index.clone(),
+                terms,
+                from.as_deref(),
+                to.as_deref(),
+                *at,
+                after,
+            ))
         }
         SetExpr::Values(items) => Box::new(ValuesIter {
             items: items.clone(),
@@ -353,6 +388,136 @@ impl SetIter for DocScan {
 
     fn pos(&self) -> Pos {
         self.last.map_or(Pos::Start, Pos::Key)
+    }
+}
+
+/// Scans an index's entries and gives the documents they point at (each through the read
+/// gate, like every document read).
+struct IndexScan {
+    coll: CollId,
+    index: std::sync::Arc<crate::index::IndexDef>,
+    /// `None` until the first batch: the range is computed against the query's database.
+    range: Option<testudo_storage::KeyRange>,
+    terms: Rc<Vec<testudo_model::Data>>,
+    from: Option<Vec<testudo_model::Data>>,
+    to: Option<Vec<testudo_model::Data>>,
+    at: Option<Ts>,
+    after: Option<Vec<u8>>,
+    buffer: std::collections::VecDeque<(Vec<u8>, DocRef)>,
+    batch: usize,
+    exhausted: bool,
+    last: Option<Vec<u8>>,
+}
+
+impl IndexScan {
+    fn new(
+        coll: CollId,
+        index: std::sync::Arc<crate::index::IndexDef>,
+        terms: &Rc<Vec<testudo_model::Data>>,
+        from: Option<&Vec<testudo_model::Data>>,
+        to: Option<&Vec<testudo_model::Data>>,
+        at: Option<Ts>,
+        after: Option<Vec<u8>>,
+    ) -> IndexScan {
+        IndexScan {
+            coll,
+            index,
+            range: None,
+            terms: terms.clone(),
+            from: from.cloned(),
+            to: to.cloned(),
+            at,
+            last: after.clone(),
+            after,
+            buffer: Default::default(),
+            batch: DEFAULT_PAGE_SIZE + 1,
+            exhausted: false,
+        }
+    }
+
+    fn range(&self, it: &Interp<'_>) -> testudo_storage::KeyRange {
+        let base = self.index.term_prefix(it.db(), self.coll, &self.terms);
+        let mut start = base.clone();
+        if let Some(from) = &self.from {
+            self.index.encode_values(from, &mut start);
+        }
+        let end = match &self.to {
+            Some(to) => {
+                let mut upper = base.clone();
+                self.index.encode_values(to, &mut upper);
+                testudo_storage::prefix_successor(&upper)
+            }
+            None => testudo_storage::prefix_successor(&base),
+        };
+        testudo_storage::KeyRange { start, end }
+    }
+
+    fn fill(&mut self, it: &mut Interp<'_>) -> R<()> {
+        let mut range = match &self.range {
+            Some(r) => r.clone(),
+            None => {
+                let r = self.range(it);
+                self.range = Some(r.clone());
+                r
+            }
+        };
+        let prefix_len = self.index.prefix(it.db(), self.coll).len();
+        if let Some(after) = &self.last {
+            let mut start = self.index.prefix(it.db(), self.coll);
+            start.extend_from_slice(after);
+            start.push(0);
+            if start > range.start {
+                range.start = start;
+            }
+        }
+        let at = self.at.or(it.read_at).filter(|t| *t < it.now());
+        let page = it.txn.scan(&range, ScanOrder::Ascending, self.batch, at)?;
+        self.batch = (self.batch * 4).min(1024);
+        for (key, _) in page.entries {
+            let Some(id) = keys::doc_id_of(&key) else {
+                continue;
+            };
+            let suffix = key.get(prefix_len..).unwrap_or_default().to_vec();
+            self.last = Some(suffix.clone());
+            self.buffer.push_back((
+                suffix,
+                DocRef {
+                    coll: self.coll,
+                    id,
+                },
+            ));
+        }
+        if !page.more {
+            self.exhausted = true;
+        }
+        Ok(())
+    }
+}
+
+impl SetIter for IndexScan {
+    fn next(&mut self, it: &mut Interp<'_>) -> R<Option<Value>> {
+        loop {
+            while self.buffer.is_empty() && !self.exhausted {
+                self.fill(it)?;
+            }
+            let Some((suffix, r)) = self.buffer.pop_front() else {
+                return Ok(None);
+            };
+            self.after = Some(suffix);
+            let saved = it.read_at;
+            if let Some(t) = self.at {
+                it.read_at = Some(t);
+            }
+            let live = it.doc_exists(r);
+            it.read_at = saved;
+            if live? {
+                return Ok(Some(Value::Doc(r)));
+            }
+        }
+    }
+
+    fn pos(&self) -> Pos {
+        self.after.clone().map_or(Pos::Start, Pos::Entry)
     }
 }
 

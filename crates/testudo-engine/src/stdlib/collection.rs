@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use testudo_model::{CollId, DataMap, DocId, Time};
+use testudo_model::{CollId, Data, DataMap, DocId, Time};
 
 use super::args::{arg, expected, func_arg, object_arg, set_value, str_arg};
 use super::global::to_id;
@@ -13,7 +13,7 @@ use crate::authz::Action;
 use crate::eval::value::CollHandle;
 use crate::eval::{DocRef, Interp, Module, NullCause, Object, R, Value, fail};
 use crate::schema::COLLECTION;
-use crate::schema::collection::{constraint_error, failure, validate};
+use crate::schema::collection::{constraint_error, failure, prepare_indexes, validate};
 use crate::set::SetExpr;
 
 pub fn definition_of(coll: CollId) -> Value {
@@ -223,8 +223,10 @@ pub fn collection_module_method(name: &str) -> Option<MethodDef> {
             it.check_writable("create")?;
             let input = object_arg(&arg(&a, 0), "definition")?;
             reject_functions(&input)?;
-            let stored = validate(it, &input, None, "create")?;
+            let mut stored = validate(it, &input, None, "create")?;
             let id = CollId(it.new_id().0);
+            // A new collection has no documents: its indexes are complete at once.
+            prepare_indexes(it, id, None, &mut stored)?;
             let r = DocRef {
                 coll: COLLECTION,
                 id: DocId(id.0),
@@ -354,7 +356,11 @@ pub fn write_definition(it: &mut Interp<'_>, r: DocRef, patch: &Object, replace:
             .collect()
     };
     let verb = if replace { "replace" } else { "update" };
-    let stored = validate(it, &merged, Some(CollId(r.id.0)), verb)?;
+    let mut stored = validate(it, &merged, Some(CollId(r.id.0)), verb)?;
+    let old = crate::docs::fields_to_data(&current)?;
+    if prepare_indexes(it, CollId(r.id.0), Some(&old), &mut stored)? {
+        it.pending_builds.push(CollId(r.id.0));
+    }
     it.put_doc(r, Action::Write, verb, stored, None)?;
     it.bump_schema();
     Ok(Value::Doc(r))
@@ -367,4 +373,76 @@ pub fn delete_definition(it: &mut Interp<'_>, r: DocRef) -> R<Value> {
     it.delete_doc_version(r)?;
     it.bump_schema();
     Ok(Value::Doc(r))
+}
+
+/// `C.byX(term, ..., range?)`: the documents an index finds, as a set.
+pub fn index_call(
+    it: &mut Interp<'_>,
+    coll: CollId,
+    index: std::sync::Arc<crate::index::IndexDef>,
+    args: Vec<Value>,
+) -> R<Value> {
+    if !index.queryable() {
+        return fail(
+            ErrorCode::InvalidIndexInvocation,
+            format!(
+                "The index `{}` is not queryable yet: it is still being built.",
+                index.name
+            ),
+        );
+    }
+    let n = index.terms.len();
+    let arity = if index.values.is_empty() {
+        exactly(n)
+    } else {
+        super::between(n, n + 1)
+    };
+    crate::eval::check_arity(arity, args.len())?;
+    let mut terms = Vec::with_capacity(n);
+    for t in &args[..n.min(args.len())] {
+        terms.push(lookup_value(t)?);
+    }
+    let (mut from, mut to) = (None, None);
+    if let Some(range) = args.get(n) {
+        let range = object_arg(range, "range")?;
+        for (key, v) in range.iter() {
+            let bound = match v {
+                Value::Null(_) => None,
+                Value::Array(items) => Some(Rc::new(
+                    items.iter().map(lookup_value).collect::<R<Vec<_>>>()?,
+                )),
+                other => Some(Rc::new(vec![lookup_value(other)?])),
+            };
+            match key.as_str() {
+                "from" => from = bound,
+                "to" => to = bound,
+                other => {
+                    return fail(
+                        ErrorCode::InvalidArgument,
+                        format!("Unexpected range field `{other}`: expected `from` or `to`."),
+                    );
+                }
+            }
+        }
+    }
+    let _ = it;
+    Ok(set_value(SetExpr::Index {
+        coll,
+        index,
+        terms: Rc::new(terms),
+        from,
+        to,
+        at: None,
+    }))
+}
+
+/// A value used as an index term or bound: anything a document could store.
+fn lookup_value(v: &Value) -> R<Data> {
+    match v {
+        Value::Set(_) | Value::Func(_) | Value::Module(_) => fail(
+            ErrorCode::InvalidArgument,
+            "Argument cannot be used as lookup term.",
+        ),
+        other => crate::docs::to_data(other),
+    }
 }
