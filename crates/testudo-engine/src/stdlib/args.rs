@@ -33,21 +33,10 @@ pub fn int_arg(v: &Value, param: &str) -> R<i64> {
     }
 }
 
-pub fn num_arg(v: &Value, param: &str) -> R<f64> {
-    crate::eval::ops::as_f64(v).ok_or_else(|| expected(param, "Number", v))
-}
-
 pub fn func_arg(v: &Value, param: &str) -> R<Rc<Func>> {
     match v {
         Value::Func(f) => Ok(f.clone()),
         other => Err(expected(param, "Function", other)),
-    }
-}
-
-pub fn array_arg(v: &Value, param: &str) -> R<Rc<List>> {
-    match v {
-        Value::Array(a) => Ok(a.clone()),
-        other => Err(expected(param, "Array", other)),
     }
 }
 

@@ -1,14 +1,12 @@
-//! Global functions (`abort`, `log`, `dbg`, `newId`, `asc`, `desc`) and the `ID` and `Bytes`
-//! constructors.
+//! Global functions (`abort`, `log`, `dbg`, `newId`, `asc`, `desc`) and the `ID` constructor.
+//!
+//! **Invariants:** `abort` carries its value in the error, never in a panic; `ID()` accepts
+//! only what names a document id (0 ..= 2^63 - 1), everything else is `invalid_id`.
 
-use std::rc::Rc;
-
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use testudo_model::DocId;
 
 use super::args::{arg, expected};
-use super::{MethodDef, between, def, exactly};
+use super::{MethodDef, def, exactly};
 use crate::api::ErrorCode;
 use crate::eval::{Arity, Interp, NullCause, R, Value, err, fail};
 
@@ -64,10 +62,37 @@ fn desc(_it: &mut Interp<'_>, _recv: &Value, args: Vec<Value>) -> R<Value> {
     ordering("desc", args)
 }
 
-/// `ID(123)`, `ID("123")`.
+/// `ID(123)`, `ID("123")`: Fauna's `(String) | (Number)` apply. A string must hold a whole
+/// number; ids here are never negative, so `ID(-1)` is refused too (Fauna accepts it).
 pub fn id_apply(_it: &mut Interp<'_>, args: Vec<Value>) -> R<Value> {
     crate::eval::check_arity(exactly(1), args.len())?;
-    to_id(&arg(&args, 0), "id").map(|id| Value::Id(id.0))
+    let v = &args[0];
+    let id = match v {
+        Value::Str(s) => s.parse::<i64>().ok().and_then(|n| u64::try_from(n).ok()),
+        Value::Int(i) => u64::try_from(*i).ok(),
+        Value::Long(l) => u64::try_from(*l).ok(),
+        Value::Double(_) => None,
+        Value::Id(id) => Some(*id),
+        other => {
+            return fail(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "expected arguments to `ID` of type (String) | (Number), received ({})",
+                    other.type_name()
+                ),
+            );
+        }
+    };
+    match id.filter(|&id| i64::try_from(id).is_ok()) {
+        Some(id) => Ok(Value::Id(id)),
+        None => fail(
+            ErrorCode::InvalidId,
+            format!(
+                "`{}` is not a valid ID.",
+                crate::eval::display::debug_string(v)
+            ),
+        ),
+    }
 }
 
 /// A value usable as a document id: an `ID`, a non-negative integer, or a numeric string.
@@ -91,18 +116,5 @@ pub fn to_id(v: &Value, param: &str) -> R<DocId> {
                 format!("The string `{shown}` is not a valid ID"),
             )
         }
-    }
-}
-
-/// `Bytes("base64")`.
-pub fn bytes_apply(_it: &mut Interp<'_>, args: Vec<Value>) -> R<Value> {
-    crate::eval::check_arity(between(1, 1), args.len())?;
-    match &arg(&args, 0) {
-        Value::Str(s) => STANDARD
-            .decode(s.as_bytes())
-            .map(|b| Value::Bytes(Rc::from(b)))
-            .map_err(|_| err(ErrorCode::InvalidArgument, "Bytes must be valid base64.")),
-        Value::Bytes(b) => Ok(Value::Bytes(b.clone())),
-        other => Err(expected("encoded", "String", other)),
     }
 }

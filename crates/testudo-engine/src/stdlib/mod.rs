@@ -5,12 +5,15 @@
 
 pub mod args;
 pub mod array;
+pub mod bytes;
 pub mod collection;
 pub mod document;
 pub mod function;
 pub mod global;
 pub mod math;
 pub mod object;
+pub mod params;
+pub mod query;
 pub mod set;
 pub mod string;
 pub mod time;
@@ -52,13 +55,13 @@ pub fn method(recv: &Value, name: &str) -> Option<MethodDef> {
         Value::Date(_) => time::date_method(name),
         Value::Module(m) => module_method(m, name),
         Value::Object(_) => None,
+        Value::Bytes(_) => bytes::method(name),
         Value::Null(_)
         | Value::Bool(_)
         | Value::Int(_)
         | Value::Long(_)
         | Value::Double(_)
         | Value::Id(_)
-        | Value::Bytes(_)
         | Value::Func(_)
         | Value::TxnTime => scalar_method(recv, name),
     }
@@ -67,7 +70,6 @@ pub fn method(recv: &Value, name: &str) -> Option<MethodDef> {
 fn scalar_method(recv: &Value, name: &str) -> Option<MethodDef> {
     match (recv, name) {
         (_, "toString") => Some(def("toString", exactly(0), to_string)),
-        (Value::Bytes(_), "toBase64") => Some(def("toBase64", exactly(0), to_string)),
         _ => None,
     }
 }
@@ -86,6 +88,8 @@ fn module_method(m: &Module, name: &str) -> Option<MethodDef> {
             "Set" => set::static_method(name),
             "Array" => array::static_method(name),
             "Object" => object::static_method(name),
+            "Bytes" => bytes::static_method(name),
+            "Query" => query::method(name),
             "Collection" => collection::collection_module_method(name),
             "Function" => function::function_module_method(name),
             _ => None,
@@ -133,7 +137,7 @@ pub fn module_apply(it: &mut Interp<'_>, m: &Module, args: Vec<Value>) -> R<Valu
             "Time" => time::time_apply(it, args),
             "Date" => time::date_apply(it, args),
             "ID" => global::id_apply(it, args),
-            "Bytes" => global::bytes_apply(it, args),
+            "Bytes" => bytes::apply(it, args),
             "TransactionTime" => {
                 crate::eval::check_arity(Arity::Exactly(0), args.len())?;
                 Ok(Value::TxnTime)
