@@ -1,0 +1,140 @@
+//! The result of one run, printed for people (text) or for `scripts/bench` (one CSV row
+//! under a fixed header).
+//!
+//! **Invariants:** the CSV columns and their order only ever grow at the end (old run files
+//! stay readable); latencies are in microseconds, rates in operations per second.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::options::LoadOptions;
+use crate::runner::Outcome;
+
+pub const CSV_HEADER: &str = "scenario,protocol,connections,streams,client_threads,warmup_s,\
+duration_s,ok,errors,ops_per_sec,p50_us,p99_us,max_us,mean_us";
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub scenario: &'static str,
+    pub protocol: &'static str,
+    pub connections: usize,
+    pub streams: usize,
+    pub client_threads: usize,
+    pub warmup: Duration,
+    pub outcome: Outcome,
+}
+
+impl Report {
+    pub fn new(options: &LoadOptions, outcome: Outcome) -> Report {
+        Report {
+            scenario: options.scenario.name(),
+            protocol: options.protocol().name(),
+            connections: options.connections,
+            streams: options.streams,
+            client_threads: options.threads,
+            warmup: options.warmup(),
+            outcome,
+        }
+    }
+
+    pub fn csv_row(&self) -> String {
+        let o = &self.outcome;
+        format!(
+            "{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{}",
+            self.scenario,
+            self.protocol,
+            self.connections,
+            self.streams,
+            self.client_threads,
+            self.warmup.as_secs_f64(),
+            o.measured.as_secs_f64(),
+            o.ok,
+            o.errors,
+            o.ops_per_sec(),
+            o.latency.p50.as_micros(),
+            o.latency.p99.as_micros(),
+            o.latency.max.as_micros(),
+            o.latency.mean.as_micros(),
+        )
+    }
+
+    pub fn text(&self) -> String {
+        let o = &self.outcome;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} over {}: {} connection(s) x {} stream(s), {} client thread(s), {:.1} s measured after {:.1} s warm-up",
+            self.scenario,
+            self.protocol,
+            self.connections,
+            self.streams,
+            self.client_threads,
+            o.measured.as_secs_f64(),
+            self.warmup.as_secs_f64(),
+        );
+        let _ = writeln!(
+            out,
+            "  {:.0} ops/s   p50 {}   p99 {}   max {}   mean {}   ({} ok, {} errors)",
+            o.ops_per_sec(),
+            millis(o.latency.p50),
+            millis(o.latency.p99),
+            millis(o.latency.max),
+            millis(o.latency.mean),
+            o.ok,
+            o.errors,
+        );
+        out
+    }
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1_000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::latency::Summary;
+
+    fn report() -> Report {
+        Report {
+            scenario: "point-read",
+            protocol: "h1",
+            connections: 16,
+            streams: 1,
+            client_threads: 1,
+            warmup: Duration::from_secs(2),
+            outcome: Outcome {
+                latency: Summary {
+                    count: 5_000,
+                    p50: Duration::from_micros(250),
+                    p99: Duration::from_micros(1_200),
+                    max: Duration::from_micros(9_000),
+                    mean: Duration::from_micros(300),
+                },
+                ok: 5_000,
+                errors: 2,
+                measured: Duration::from_secs(10),
+                first_error: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_csv_row_has_one_field_per_header_column() {
+        let row = report().csv_row();
+        assert_eq!(row.split(',').count(), CSV_HEADER.split(',').count());
+        assert_eq!(
+            row,
+            "point-read,h1,16,1,1,2,10,5000,2,500.0,250,1200,9000,300"
+        );
+    }
+
+    #[test]
+    fn the_text_summary_names_rate_percentiles_and_errors() {
+        let text = report().text();
+        assert!(text.contains("500 ops/s"), "{text}");
+        assert!(text.contains("p99 1.200 ms"), "{text}");
+        assert!(text.contains("2 errors"), "{text}");
+    }
+}
