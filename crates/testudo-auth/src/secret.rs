@@ -53,7 +53,10 @@ impl fmt::Debug for SecretHash {
 }
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
     diff == 0
 }
 
@@ -64,7 +67,9 @@ pub struct RandomUnavailable;
 /// A fresh secret: `prefix` followed by 256 random bits in URL-safe base64.
 pub fn generate_secret(prefix: &str) -> Result<String, RandomUnavailable> {
     let mut bytes = [0u8; 32];
-    SystemRandom::new().fill(&mut bytes).map_err(|_| RandomUnavailable)?;
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| RandomUnavailable)?;
     Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 

@@ -14,6 +14,10 @@ use crate::CliError;
 
 /// Opens (creating if needed) the store kept in `data_dir`.
 pub fn open(data_dir: &Path) -> Result<Arc<dyn Kv>, CliError> {
-    testudo_storage_redb::open(data_dir)
-        .map_err(|e| CliError::Failed(format!("cannot open the store in {}: {e}", data_dir.display())))
+    testudo_storage_redb::open(data_dir).map_err(|e| {
+        CliError::Failed(format!(
+            "cannot open the store in {}: {e}",
+            data_dir.display()
+        ))
+    })
 }

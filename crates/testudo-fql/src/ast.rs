@@ -19,11 +19,17 @@ pub struct Span {
 
 impl Span {
     pub fn new(start: usize, end: usize) -> Span {
-        Span { start: start as u32, end: end as u32 }
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
     }
 
     pub fn to(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 }
 
@@ -44,7 +50,12 @@ pub struct Query {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stmt {
-    Let { name: Name, ty: Option<TypeExpr>, value: Expr, span: Span },
+    Let {
+        name: Name,
+        ty: Option<TypeExpr>,
+        value: Expr,
+        span: Span,
+    },
     Expr(Expr),
 }
 
@@ -85,16 +96,42 @@ pub enum ExprKind {
     ShortLambda(Arc<Expr>),
     /// The receiver of a short lambda.
     ImplicitArg,
-    If { cond: Box<Expr>, then: Box<Expr>, otherwise: Option<Box<Expr>> },
-    At { ts: Box<Expr>, body: Box<Expr> },
-    Unary { op: UnOp, operand: Box<Expr> },
-    Binary { op: BinOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    If {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Option<Box<Expr>>,
+    },
+    At {
+        ts: Box<Expr>,
+        body: Box<Expr>,
+    },
+    Unary {
+        op: UnOp,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// `recv.name` or `recv?.name`.
-    Field { recv: Box<Expr>, name: Name, optional: bool },
+    Field {
+        recv: Box<Expr>,
+        name: Name,
+        optional: bool,
+    },
     /// `callee(args)` or `callee?.(args)`. A method call is a `Call` whose callee is a `Field`.
-    Call { callee: Box<Expr>, args: Vec<Expr>, optional: bool },
+    Call {
+        callee: Box<Expr>,
+        args: Vec<Expr>,
+        optional: bool,
+    },
     /// `recv[args]` or `recv?.[args]` (FQL allows several arguments; the evaluator checks).
-    Index { recv: Box<Expr>, args: Vec<Expr>, optional: bool },
+    Index {
+        recv: Box<Expr>,
+        args: Vec<Expr>,
+        optional: bool,
+    },
     /// Postfix `!`: non-null assertion.
     NonNull(Box<Expr>),
     /// The boundary of a postfix chain that contains `?.`: when an optional access meets null,
@@ -109,7 +146,10 @@ pub enum ExprKind {
     /// `.a?.b` is `ShortLambda(OptionalChain(Field(Field(ImplicitArg, a), b, optional)))`.
     OptionalChain(Box<Expr>),
     /// `recv { a, b: expr, c { d } }`.
-    Projection { recv: Box<Expr>, fields: Vec<ProjField> },
+    Projection {
+        recv: Box<Expr>,
+        fields: Vec<ProjField>,
+    },
     /// Syntax that parses but is not evaluated (`match`, `x { * }`): evaluating it is an
     /// `invalid_query` error naming the feature.
     Unsupported(&'static str),
@@ -225,17 +265,27 @@ pub struct TypeExpr {
 #[derive(Clone, Debug, PartialEq)]
 pub enum TypeKind {
     /// `String`, `Array<T>`, `Ref<Product>`, ...
-    Named { name: Name, args: Vec<TypeExpr> },
+    Named {
+        name: Name,
+        args: Vec<TypeExpr>,
+    },
     /// A singleton: `"a"`, `1`, `true` (`null` is the name `null`, as in Fauna).
     Literal(Box<Expr>),
     /// `{ a: T, b: U, *: Any }`; the wildcard, if any, comes last. The `bool` (an optional
     /// `b?:` field) is always false: FQL's type grammar has no such marker. An interface
     /// `{ a: T, ... }` parses as an object whose wildcard is `Any`.
-    Object { fields: Vec<(Name, TypeExpr, bool)>, wildcard: Option<Box<TypeExpr>> },
+    Object {
+        fields: Vec<(Name, TypeExpr, bool)>,
+        wildcard: Option<Box<TypeExpr>>,
+    },
     Tuple(Vec<TypeExpr>),
     Optional(Box<TypeExpr>),
     Union(Box<TypeExpr>, Box<TypeExpr>),
     Intersection(Box<TypeExpr>, Box<TypeExpr>),
     /// `(A, B) => R`, with an optional variadic last parameter.
-    Function { params: Vec<TypeExpr>, variadic: Option<Box<TypeExpr>>, ret: Box<TypeExpr> },
+    Function {
+        params: Vec<TypeExpr>,
+        variadic: Option<Box<TypeExpr>>,
+        ret: Box<TypeExpr>,
+    },
 }
