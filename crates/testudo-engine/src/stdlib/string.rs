@@ -292,7 +292,8 @@ fn split_with(
                 let width = section.chars().next().map_or(1, char::len_utf8);
                 parts.push(Value::str(&section[..width]));
                 prev += width;
-                if s[prev..].chars().count() == 1 {
+                let mut rest = s[prev..].chars();
+                if rest.next().is_some() && rest.next().is_none() {
                     break;
                 }
             }
