@@ -197,11 +197,14 @@ impl Interp<'_> {
                 Value::Time,
             ),
             "data" if !named => Value::Object(doc.fields.clone()),
-            _ => doc
-                .fields
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| Value::Null(NullCause::MissingField(name.into()))),
+            _ => match doc.fields.get(name) {
+                Some(v) => v.clone(),
+                None if r.coll.is_user() => match self.computed_field(r, name)? {
+                    Some(v) => v,
+                    None => Value::Null(NullCause::MissingField(name.into())),
+                },
+                None => Value::Null(NullCause::MissingField(name.into())),
+            },
         })
     }
 
@@ -223,6 +226,9 @@ impl Interp<'_> {
             out.push(("ttl".to_string(), Value::Time(ttl)));
         }
         out.extend(doc.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if r.coll.is_user() {
+            out.extend(self.computed_fields(r)?);
+        }
         Ok(Some(out))
     }
 
@@ -244,6 +250,10 @@ impl Interp<'_> {
             );
         }
         self.guard_doc_and_schema_write(r)?;
+        let mut fields = fields;
+        if r.coll.is_user() {
+            self.shape_document(r.coll, action == Action::Create, method, &mut fields)?;
+        }
         let old = self.stored_fields(r)?;
         let stored = StoredDoc { fields, ttl };
         let bytes = encode_doc(&stored);
@@ -261,6 +271,9 @@ impl Interp<'_> {
         self.doc_writes += 1;
         let live = live_doc(stored, None);
         self.cache_current(r, DocState::Live(Rc::new(live)));
+        if r.coll.is_user() {
+            self.run_checks(r, method)?;
+        }
         Ok(())
     }
 

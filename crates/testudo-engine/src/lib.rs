@@ -16,6 +16,7 @@ mod materialize;
 mod runner;
 mod schema;
 mod set;
+mod shape;
 mod stdlib;
 mod txn;
 

@@ -86,6 +86,11 @@ impl Interp<'_> {
                     }
                     fields.push((k.clone(), self.field_output(v, depth + 1, set_depth)?));
                 }
+                if r.coll.is_user() {
+                    for (k, v) in self.computed_fields(r)? {
+                        fields.push((k, self.materialize_at(&v, depth + 1, set_depth)?));
+                    }
+                }
                 Ok(Output::Doc(Box::new(DocOutput {
                     target,
                     ts: doc.ts,

@@ -405,6 +405,18 @@ impl Interp<'_> {
         args: Vec<Value>,
     ) -> R<Value> {
         let lambda = def.lambda()?;
+        self.call_schema_lambda(&lambda, &format!("udf:{}", def.name), &def.body, args)
+    }
+
+    /// Runs a lambda stored in the schema (function body, check, computed field) with a
+    /// fresh environment. `label` names its source in error summaries (`udf:Name`).
+    pub fn call_schema_lambda(
+        &mut self,
+        lambda: &std::sync::Arc<testudo_fql::ast::Lambda>,
+        label: &str,
+        source: &str,
+        args: Vec<Value>,
+    ) -> R<Value> {
         let arity = if lambda.variadic.is_some() {
             super::Arity::AtLeast(lambda.params.len())
         } else {
@@ -418,15 +430,12 @@ impl Interp<'_> {
             );
         }
         self.call_depth += 1;
-        let env = bind_params(&Env::default(), &lambda, args);
+        let env = bind_params(&Env::default(), lambda, args);
         let result = self.eval(&lambda.body, &env);
         self.call_depth -= 1;
         result.map_err(|mut e| {
             if e.span.is_some() && e.origin.is_none() {
-                e.origin = Some((
-                    format!("udf:{}", def.name),
-                    std::rc::Rc::from(def.body.as_str()),
-                ));
+                e.origin = Some((label.to_string(), std::rc::Rc::from(source)));
             }
             e
         })

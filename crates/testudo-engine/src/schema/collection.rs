@@ -197,8 +197,63 @@ fn field_path(parts: &[&str]) -> Vec<PathElem> {
         .collect()
 }
 
-/// Checks the `indexes` and `constraints` of a definition.
+/// Checks the `indexes`, `constraints`, `computed_fields`, `fields` and `wildcard` of a
+/// definition.
 fn check_indexes_and_constraints(def: &Object, failures: &mut Vec<ConstraintFailure>) -> R<()> {
+    if let Some(Value::Object(computed)) = def.get("computed_fields") {
+        for (name, spec) in computed.iter() {
+            let at = field_path(&["computed_fields", name]);
+            let problem = match spec {
+                Value::Object(o) => match o.get("body") {
+                    Some(Value::Str(body)) => super::function::parse_body(body)
+                        .err()
+                        .map(|e| e.to_string()),
+                    _ => Some("Expected a String `body`.".to_string()),
+                },
+                other => Some(format!("Expected Object, provided {}", other.type_name())),
+            };
+            if let Some(p) = problem.or_else(|| check_identifier(name)) {
+                failures.push(failure_at(at, p));
+            }
+        }
+    }
+    if let Some(Value::Object(fields)) = def.get("fields") {
+        for (name, spec) in fields.iter() {
+            let at = field_path(&["fields", name]);
+            let problem = match spec {
+                Value::Object(o) => {
+                    let sig = match o.get("signature") {
+                        Some(Value::Str(sig)) => testudo_fql::parse_type(sig)
+                            .err()
+                            .map(|e| format!("Invalid signature: {e}")),
+                        None | Some(Value::Null(_)) => None,
+                        Some(other) => {
+                            Some(format!("Expected String, provided {}", other.type_name()))
+                        }
+                    };
+                    let default = match o.get("default") {
+                        Some(Value::Str(src)) => testudo_fql::parse(src, 0)
+                            .err()
+                            .map(|e| format!("Invalid default: {e}")),
+                        None | Some(Value::Null(_)) => None,
+                        Some(other) => {
+                            Some(format!("Expected String, provided {}", other.type_name()))
+                        }
+                    };
+                    sig.or(default)
+                }
+                other => Some(format!("Expected Object, provided {}", other.type_name())),
+            };
+            if let Some(p) = problem {
+                failures.push(failure_at(at, p));
+            }
+        }
+    }
+    if let Some(Value::Str(w)) = def.get("wildcard")
+        && let Err(e) = testudo_fql::parse_type(w)
+    {
+        failures.push(failure("wildcard", format!("Invalid signature: {e}")));
+    }
     if let Some(Value::Object(indexes)) = def.get("indexes") {
         for (name, spec) in indexes.iter() {
             let at = field_path(&["indexes", name]);

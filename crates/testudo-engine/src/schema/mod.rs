@@ -12,6 +12,7 @@
 //! schema older than the marker the query's snapshot sees.
 
 pub mod collection;
+pub mod fields;
 pub mod function;
 
 use std::collections::HashMap;
@@ -77,6 +78,8 @@ pub struct CollectionDef {
     pub definition: DataMap,
     /// Its indexes and unique constraints, parsed.
     pub indexes: crate::index::CollectionIndexes,
+    /// Its checks, computed fields and field definitions, parsed.
+    pub documents: fields::DocumentSchema,
 }
 
 /// A database's user collections and functions at one schema version.
@@ -191,12 +194,14 @@ pub fn collection_def(id: CollId, definition: DataMap) -> CollectionDef {
         _ => None,
     };
     let indexes = crate::index::CollectionIndexes::from_definition(&definition);
+    let documents = fields::DocumentSchema::from_definition(&definition);
     CollectionDef {
         id,
         name: text("name").unwrap_or_default(),
         alias: text("alias"),
         definition,
         indexes,
+        documents,
     }
 }
 
