@@ -8,12 +8,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use testudo_auth::SecretHash;
 use testudo_engine::{Engine, EngineConfig};
 use testudo_server::{ServeError, ServerConfig, serve};
-use testudo_storage::{CommitError, Kv, KvError, Snapshot, Ts, WriteSet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -21,25 +20,6 @@ use tokio::task::JoinHandle;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 const SHORT: Duration = Duration::from_millis(200);
-
-/// A store with nothing in it; these tests never reach a query.
-// FIXME: use the storage crate's in-memory store once it is published.
-struct EmptyStore;
-
-impl Kv for EmptyStore {
-    fn begin(&self) -> Result<Box<dyn Snapshot>, KvError> {
-        Err(KvError::Closed)
-    }
-    fn commit(&self, _: WriteSet, _: Option<Instant>) -> Result<Ts, CommitError> {
-        Err(CommitError::Kv(KvError::Closed))
-    }
-    fn last_commit_ts(&self) -> Ts {
-        Ts::ZERO
-    }
-    fn close(&self) -> Result<(), KvError> {
-        Ok(())
-    }
-}
 
 struct Running {
     addr: SocketAddr,
@@ -49,7 +29,7 @@ struct Running {
 
 async fn start(config: ServerConfig) -> Running {
     let engine = Engine::open(
-        Arc::new(EmptyStore),
+        Arc::new(testudo_storage::LocalKv::in_memory().unwrap()),
         EngineConfig {
             root_secret: SecretHash::of("secret"),
         },

@@ -11,7 +11,7 @@ pub mod env;
 pub mod error;
 mod interp;
 
-pub use interp::{check_arity, placeholder_name};
+pub use interp::{check_arity, func_arity, placeholder_name};
 pub mod ops;
 mod support;
 pub mod value;

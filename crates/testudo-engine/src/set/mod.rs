@@ -956,10 +956,7 @@ impl Interp<'_> {
             Value::Null(_) => Ok(false),
             other => fail(
                 ErrorCode::TypeMismatch,
-                format!(
-                    "expected predicate to return Boolean, received {}",
-                    other.type_name()
-                ),
+                format!("expected type: Boolean, received {}", other.type_name()),
             ),
         }
     }

@@ -198,17 +198,9 @@ pub fn method(name: &str) -> Option<MethodDef> {
         "take" => def("take", exactly(1), |_, r, a| {
             let items = recv(r)?;
             let n = int_param(&a[0], "limit")?;
-            // FIXME: Fauna's `take` returns `[]` for a negative limit (Scala's `take`);
-            // `tests/fql/limits.test` pins `invalid_bounds` until the lead decides.
-            if n < 0 {
-                return fail(
-                    ErrorCode::InvalidBounds,
-                    format!("expected `limit` to be non-negative, received {n}"),
-                );
-            }
-            Ok(Value::array(
-                items.iter().take(n as usize).cloned().collect(),
-            ))
+            // A negative limit takes nothing (Scala's `take`, which Fauna calls).
+            let n = usize::try_from(n).unwrap_or(0);
+            Ok(Value::array(items.iter().take(n).cloned().collect()))
         }),
         "drop" => def("drop", exactly(1), |_, r, a| {
             let items = recv(r)?;
@@ -279,13 +271,7 @@ fn index(items: &[Value], v: &Value, param: &str) -> R<usize> {
 /// ("`mapper` should accept 1 parameter, provided function requires 2 parameters.").
 pub fn callback(v: &Value, param: &str, n: usize) -> R<Rc<Func>> {
     let f = func_param(v, param)?;
-    // FIXME: user functions are checked when called; `eval::interp::func_arity` (not
-    // exported) knows their arity too.
-    let arity = match &*f {
-        Func::Lambda(c) => c.arity(),
-        Func::Native(native) => native.arity,
-        _ => return Ok(f),
-    };
+    let arity = crate::eval::func_arity(&f);
     if !arity.accepts(n) {
         let s = |k: usize| if k == 1 { "" } else { "s" };
         let requires = match arity {
