@@ -10,7 +10,8 @@
 //! Map: `options.rs` (the command line), `client.rs` (connections and requests),
 //! `scenario.rs` (the request bodies, exactly as a Fauna driver sends them), `setup.rs`
 //! (seeding), `runner.rs` (the workers and the clock), `latency.rs` (percentiles),
-//! `report.rs` (text and CSV), `hello.rs` (the baseline server).
+//! `report.rs` (text and CSV), `cpu.rs` (CPU time used by the server and the generator),
+//! `hello.rs` (the baseline server).
 //!
 //! **Invariants:** every request is bounded in time and every run ends by itself (warm-up +
 //! duration + one request timeout); nothing here asserts on timings — figures are measured
@@ -18,6 +19,7 @@
 //! explicitly allows otherwise.
 
 pub mod client;
+pub mod cpu;
 pub mod hello;
 pub mod latency;
 pub mod options;
@@ -68,6 +70,7 @@ pub async fn execute(options: &LoadOptions) -> Result<Report, LoadError> {
             duration: options.duration(),
             request_timeout: options.request_timeout(),
             seed: options.seed,
+            server_pid: options.server_pid,
         },
     )
     .await?;

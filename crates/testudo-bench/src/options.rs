@@ -63,6 +63,10 @@ pub struct LoadOptions {
     #[arg(long, default_value_t = 10.0)]
     pub request_timeout: f64,
 
+    /// The server's process id: its CPU time during the measured window is reported (Linux).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+
     /// Output: a human summary, or one CSV row (see --csv-header).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,

@@ -11,7 +11,8 @@ use crate::options::LoadOptions;
 use crate::runner::Outcome;
 
 pub const CSV_HEADER: &str = "scenario,protocol,connections,streams,client_threads,warmup_s,\
-duration_s,ok,errors,ops_per_sec,p50_us,p99_us,max_us,mean_us";
+duration_s,ok,errors,ops_per_sec,p50_us,p99_us,max_us,mean_us,server_cores,client_cores,\
+server_us_per_op";
 
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -39,8 +40,10 @@ impl Report {
 
     pub fn csv_row(&self) -> String {
         let o = &self.outcome;
+        let optional =
+            |v: Option<f64>, digits: usize| v.map_or_else(String::new, |v| format!("{v:.digits$}"));
         format!(
-            "{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{}",
             self.scenario,
             self.protocol,
             self.connections,
@@ -55,6 +58,9 @@ impl Report {
             o.latency.p99.as_micros(),
             o.latency.max.as_micros(),
             o.latency.mean.as_micros(),
+            optional(o.cores(o.server_cpu), 2),
+            optional(o.cores(o.client_cpu), 2),
+            optional(o.server_us_per_op(), 1),
         )
     }
 
@@ -83,6 +89,16 @@ impl Report {
             o.ok,
             o.errors,
         );
+        if let Some(server) = o.cores(o.server_cpu) {
+            let _ = writeln!(
+                out,
+                "  server CPU {server:.2} cores ({:.1} us per request)",
+                o.server_us_per_op().unwrap_or(0.0)
+            );
+        }
+        if let Some(client) = o.cores(o.client_cpu) {
+            let _ = writeln!(out, "  load generator CPU {client:.2} cores");
+        }
         out
     }
 }
@@ -116,6 +132,8 @@ mod tests {
                 errors: 2,
                 measured: Duration::from_secs(10),
                 first_error: None,
+                server_cpu: Some(Duration::from_secs(12)),
+                client_cpu: None,
             },
         }
     }
@@ -126,7 +144,7 @@ mod tests {
         assert_eq!(row.split(',').count(), CSV_HEADER.split(',').count());
         assert_eq!(
             row,
-            "point-read,h1,16,1,1,2,10,5000,2,500.0,250,1200,9000,300"
+            "point-read,h1,16,1,1,2,10,5000,2,500.0,250,1200,9000,300,1.20,,2400.0"
         );
     }
 
@@ -136,5 +154,9 @@ mod tests {
         assert!(text.contains("500 ops/s"), "{text}");
         assert!(text.contains("p99 1.200 ms"), "{text}");
         assert!(text.contains("2 errors"), "{text}");
+        assert!(
+            text.contains("server CPU 1.20 cores (2400.0 us per request)"),
+            "{text}"
+        );
     }
 }

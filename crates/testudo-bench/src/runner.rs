@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::client::{ClientError, Connection, Reply, Target};
+use crate::cpu;
 use crate::latency::{Samples, Summary};
 use crate::scenario::{Rng, Workload};
 
@@ -34,6 +35,8 @@ pub struct RunConfig {
     pub duration: Duration,
     pub request_timeout: Duration,
     pub seed: u64,
+    /// When given, the CPU time this process used in the measured window is reported.
+    pub server_pid: Option<u32>,
 }
 
 /// What a run measured.
@@ -48,6 +51,10 @@ pub struct Outcome {
     pub measured: Duration,
     /// The first failure of the run (warm-up included), for diagnosis.
     pub first_error: Option<String>,
+    /// CPU time the server used in the measured window (when its pid was given).
+    pub server_cpu: Option<Duration>,
+    /// CPU time the load generator itself used in the measured window.
+    pub client_cpu: Option<Duration>,
 }
 
 impl Outcome {
@@ -58,6 +65,20 @@ impl Outcome {
         } else {
             0.0
         }
+    }
+
+    /// Cores' worth of CPU `used` over the measured window.
+    pub fn cores(&self, used: Option<Duration>) -> Option<f64> {
+        let seconds = self.measured.as_secs_f64();
+        used.filter(|_| seconds > 0.0)
+            .map(|cpu| cpu.as_secs_f64() / seconds)
+    }
+
+    /// Server CPU time per successful request, in microseconds.
+    pub fn server_us_per_op(&self) -> Option<f64> {
+        self.server_cpu
+            .filter(|_| self.ok > 0)
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / self.ok as f64)
     }
 }
 
@@ -102,6 +123,7 @@ pub async fn run(
         .saturating_mul(20)
         / workers.max(1);
 
+    let sampler = tokio::spawn(sample_cpu(clock, config.server_pid));
     let mut tasks = JoinSet::new();
     for (index, connection) in streams.into_iter().enumerate() {
         let worker = Worker {
@@ -129,13 +151,33 @@ pub async fn run(
         }
     }
     let ok = samples.len() as u64;
+    let (server_cpu, client_cpu) = sampler.await.unwrap_or((None, None));
     Ok(Outcome {
         latency: samples.summary(),
         ok,
         errors,
         measured: config.duration,
         first_error,
+        server_cpu,
+        client_cpu,
     })
+}
+
+/// CPU time used by the server (if its pid is known) and by this process between the start
+/// and the end of the measured window.
+async fn sample_cpu(clock: Clock, server_pid: Option<u32>) -> (Option<Duration>, Option<Duration>) {
+    let read = || {
+        (
+            server_pid.and_then(|pid| cpu::process_cpu(Some(pid))),
+            cpu::process_cpu(None),
+        )
+    };
+    tokio::time::sleep_until(clock.measure_from.into()).await;
+    let (server0, client0) = read();
+    tokio::time::sleep_until(clock.until.into()).await;
+    let (server1, client1) = read();
+    let used = |a: Option<Duration>, b: Option<Duration>| b?.checked_sub(a?);
+    (used(server0, server1), used(client0, client1))
 }
 
 struct Worker {
