@@ -1,7 +1,9 @@
 //! [`RedbBackend`]: the [`Backend`] on one redb file.
 //!
 //! A view is a redb read transaction (redb's MVCC gives it a frozen tree); a batch is one redb
-//! write transaction committed with `Durability::Immediate` (one fsync) when durable.
+//! write transaction committed with `Durability::Immediate` (one fsync) when durable. Removing
+//! tails is one write transaction too: each tail is one contiguous range of `versions`, and a
+//! stretch of adjacent tails is deleted with one ranged pass.
 //!
 //! **Invariants:** a batch is all or nothing (an error drops the write transaction, which
 //! aborts it); no redb error escapes unmapped and nothing here panics on stored bytes; a file
@@ -13,9 +15,9 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use redb::{
     Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
-    ReadableTableMetadata,
+    ReadableTableMetadata, Table, WriteTransaction,
 };
-use testudo_storage::{Backend, BackendView, BatchWrite, Entry, EntryIter, KvError, Ts};
+use testudo_storage::{Backend, BackendView, BatchWrite, Entry, EntryIter, KeyTail, KvError, Ts};
 
 use crate::error::kv_error;
 use crate::format::{
@@ -128,14 +130,7 @@ impl Backend for RedbBackend {
         durable: bool,
     ) -> Result<(), KvError> {
         let db = self.db()?;
-        let db = db.as_ref().ok_or(KvError::Closed)?;
-        let mut txn = db.begin_write().map_err(kv_error)?;
-        let durability = if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        };
-        txn.set_durability(durability).map_err(kv_error)?;
+        let txn = begin_write(db.as_ref().ok_or(KvError::Closed)?, durable)?;
         {
             let mut table = txn.open_table(VERSIONS).map_err(kv_error)?;
             let mut value = Vec::new();
@@ -150,6 +145,25 @@ impl Backend for RedbBackend {
                 .map_err(kv_error)?;
         }
         txn.commit().map_err(kv_error)
+    }
+
+    fn remove_tails(&self, tails: &[KeyTail<'_>], durable: bool) -> Result<u64, KvError> {
+        let db = self.db()?;
+        let txn = begin_write(db.as_ref().ok_or(KvError::Closed)?, durable)?;
+        let mut removed = 0u64;
+        {
+            let mut table = txn.open_table(VERSIONS).map_err(kv_error)?;
+            for stretch in stretches(tails) {
+                removed += remove_stretch(&mut table, stretch)?;
+            }
+        }
+        if removed == 0 {
+            // Nothing to make durable: spare the fsync.
+            txn.abort().map_err(kv_error)?;
+            return Ok(0);
+        }
+        txn.commit().map_err(kv_error)?;
+        Ok(removed)
     }
 
     fn last_commit_ts(&self) -> Result<Ts, KvError> {
@@ -177,11 +191,59 @@ impl Backend for RedbBackend {
     }
 }
 
-type VersionsTable = ReadOnlyTable<(&'static [u8], u64), &'static [u8]>;
+/// Splits `tails` into stretches of adjacent tails (each starts at a tail not marked
+/// `adjacent`), each removed in one pass.
+fn stretches<'t, 'k>(tails: &'t [KeyTail<'k>]) -> impl Iterator<Item = &'t [KeyTail<'k>]> {
+    tails.chunk_by(|_, next| next.adjacent)
+}
+
+/// Removes the tails of one stretch with one ranged pass: from the first tail's start to the
+/// last key's end, deleting exactly the entries inside some tail. A seek per tail costs about
+/// as much as reading a few dozen entries, so over entries the caller just walked one pass is
+/// cheaper; a lone tail is its own range.
+fn remove_stretch(table: &mut VersionsTable, stretch: &[KeyTail<'_>]) -> Result<u64, KvError> {
+    let (Some(first), Some(last)) = (stretch.first(), stretch.last()) else {
+        return Ok(0);
+    };
+    // Older versions have larger stored timestamps: a tail runs from `through` to the end of
+    // its key.
+    let range = (first.key, stored_ts(first.through))..=(last.key, u64::MAX);
+    let mut removed = 0u64;
+    let mut next = 0usize;
+    table
+        .retain_in(range, |(key, stored), _| {
+            // The pass goes in key order, and so do the tails.
+            while stretch.get(next).is_some_and(|tail| tail.key < key) {
+                next += 1;
+            }
+            let inside = stretch
+                .get(next)
+                .is_some_and(|tail| tail.key == key && stored >= stored_ts(tail.through));
+            removed += u64::from(inside);
+            !inside
+        })
+        .map_err(kv_error)?;
+    Ok(removed)
+}
+
+/// A write transaction with the store's durability: one fsync at commit when `durable`.
+fn begin_write(db: &Database, durable: bool) -> Result<WriteTransaction, KvError> {
+    let mut txn = db.begin_write().map_err(kv_error)?;
+    let durability = if durable {
+        Durability::Immediate
+    } else {
+        Durability::None
+    };
+    txn.set_durability(durability).map_err(kv_error)?;
+    Ok(txn)
+}
+
+type VersionsTable<'t> = Table<'t, (&'static [u8], u64), &'static [u8]>;
+type VersionsView = ReadOnlyTable<(&'static [u8], u64), &'static [u8]>;
 
 /// A redb read transaction on the versions table.
 pub struct RedbView {
-    table: VersionsTable,
+    table: VersionsView,
     // Dropped after `table` (fields drop in order).
     _txn: ReadTransaction,
 }

@@ -18,8 +18,10 @@
 //!   transaction as that commit's versions.
 //!
 //! Each commit batch is one redb write transaction committed with `Durability::Immediate`:
-//! one fsync for every transaction in the group. Reclaiming versions older than the history
-//! retention will delete a key's tail, which is one contiguous range in `versions`.
+//! one fsync for every transaction in the group. Pruning (reclaiming versions no snapshot at
+//! or after a horizon can see) deletes a key's tail, one contiguous range in `versions`; each
+//! prune call is one write transaction with the same durability. redb reuses the freed pages
+//! (the file does not shrink), once no read transaction older than the prune still holds them.
 //!
 //! **Format versions.** 1: the layout above. A file whose `format_version` is not one this
 //! build knows is refused with `KvError::Corrupt` before anything is written to it; a file

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tempfile::TempDir;
-use testudo_storage::{CommitError, Kv, KvError, LocalKv, LocalKvOptions, Snapshot, Ts, WriteSet};
+use testudo_storage::{
+    CommitError, KeyRange, Kv, KvError, LocalKv, LocalKvOptions, PruneStats, Snapshot, Ts, WriteSet,
+};
 use testudo_storage_redb::RedbBackend;
 
 /// A store that deletes its directory when dropped (after closing the store).
@@ -27,6 +29,10 @@ impl Kv for InTempDir {
 
     fn last_commit_ts(&self) -> Ts {
         self.kv.last_commit_ts()
+    }
+
+    fn prune(&self, range: KeyRange, horizon: Ts, max_keys: usize) -> Result<PruneStats, KvError> {
+        self.kv.prune(range, horizon, max_keys)
     }
 
     fn close(&self) -> Result<(), KvError> {

@@ -56,6 +56,35 @@ fn data_and_history_survive_close_and_reopen() {
 }
 
 #[test]
+fn pruned_history_stays_gone_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = open(dir.path()).unwrap();
+    put(&*kv, "a", Some("1"));
+    let t2 = put(&*kv, "a", Some("2"));
+    put(&*kv, "b", Some("x"));
+    let t4 = put(&*kv, "b", None);
+    let stats = kv.prune(KeyRange::prefix(b""), t4, 100).unwrap();
+    assert_eq!((stats.keys_scanned, stats.versions_removed), (2, 3));
+    kv.close().unwrap();
+    drop(kv);
+
+    let kv = open(dir.path()).unwrap();
+    assert_eq!(kv.last_commit_ts(), t4);
+    let s = kv.begin().unwrap();
+    let history = |key: &[u8]| -> Vec<Ts> {
+        s.versions(key, (Bound::Unbounded, Bound::Unbounded))
+            .unwrap()
+            .map(|v| v.unwrap().ts)
+            .collect()
+    };
+    assert_eq!(history(b"a"), vec![t2]);
+    assert_eq!(history(b"b"), Vec::new());
+    let again = kv.prune(KeyRange::prefix(b""), t4, 100).unwrap();
+    assert_eq!((again.keys_scanned, again.versions_removed), (1, 0));
+    kv.close().unwrap();
+}
+
+#[test]
 fn timestamps_keep_increasing_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let kv = open(dir.path()).unwrap();

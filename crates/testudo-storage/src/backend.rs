@@ -7,14 +7,15 @@
 //!
 //! **Invariants a backend keeps:**
 //! - A view never changes: it shows exactly the batches applied before it was taken, whatever
-//!   is written (or, later, reclaimed) after. Taking a view never waits for a batch in flight.
+//!   is written (or reclaimed) after. Taking a view never waits for a batch in flight.
 //! - `write_batch` is all or nothing: on `Err`, no entry of the batch is visible to any view,
 //!   now or after a restart. With `durable`, `Ok` means the batch survives a crash.
 //! - It never panics on stored bytes: damage is reported as [`KvError::Corrupt`].
 //!
-//! Reclaiming versions older than the history retention is a later concern; the layout (all
-//! versions of a key adjacent, oldest last) lets it delete a key's tail with one range
-//! deletion, and a future `Backend::prune` fits beside `write_batch`.
+//! Reclaiming old versions ([`Backend::remove_tails`]) deletes *tails*: every version of a key
+//! at or below a timestamp. In storage order (all versions of a key adjacent, oldest last) a
+//! tail is one contiguous range, so a backend can delete it as one range. Deciding which
+//! tails may go is not the backend's business (see `prune.rs`).
 
 use crate::{KvError, Ts};
 
@@ -33,6 +34,17 @@ pub struct BatchWrite<'a> {
     pub key: &'a [u8],
     pub ts: Ts,
     pub value: Option<&'a [u8]>,
+}
+
+/// The tail of one key: every stored version of `key` with a timestamp `<= through`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyTail<'a> {
+    pub key: &'a [u8],
+    pub through: Ts,
+    /// A hint: few entries are stored between the previous tail of the same call and this
+    /// one (the caller read them all one by one), so removing both in one pass over the
+    /// stretch costs less than seeking to each. What is removed never depends on it.
+    pub adjacent: bool,
 }
 
 /// Entries in the order a view method promises, each possibly a read error.
@@ -54,6 +66,16 @@ pub trait Backend: Send + Sync + 'static {
         last_commit_ts: Ts,
         durable: bool,
     ) -> Result<(), KvError>;
+
+    /// Removes every version each of `tails` names, atomically, and returns how many stored
+    /// versions that removed (versions already gone are not counted). `tails` are in key
+    /// order, one per key at most. Views taken before are
+    /// unaffected; `last_commit_ts` does not move. With `durable`, returns only once the
+    /// removal is on stable storage.
+    ///
+    /// The caller promises that every `through` is at most the `last_commit_ts` of a batch
+    /// already applied, so no later batch ever writes into a removed tail.
+    fn remove_tails(&self, tails: &[KeyTail<'_>], durable: bool) -> Result<u64, KvError>;
 
     /// The `last_commit_ts` of the newest applied batch (`Ts::ZERO` for an empty store).
     fn last_commit_ts(&self) -> Result<Ts, KvError>;

@@ -13,11 +13,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::ops::Bound;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use crate::{CommitError, KeyRange, Kv, KvError, ScanOrder, Snapshot, Ts, Version, WriteSet};
+use crate::{
+    CommitError, KeyRange, Kv, KvError, PruneStats, ScanOrder, Snapshot, Ts, Version, WriteSet,
+};
 
 /// A factory of fresh, empty stores.
 pub type MakeKv<'a> = &'a dyn Fn() -> Arc<dyn Kv>;
@@ -95,6 +97,30 @@ pub const ALL: &[(&str, Property)] = &[
         concurrent_transfers_are_serializable,
     ),
     (
+        "pruning_keeps_every_snapshot_at_or_after_the_horizon_identical",
+        pruning_keeps_every_snapshot_at_or_after_the_horizon_identical,
+    ),
+    (
+        "pruning_removes_tombstoned_keys_entirely",
+        pruning_removes_tombstoned_keys_entirely,
+    ),
+    (
+        "pruning_removes_exactly_the_hidden_versions",
+        pruning_removes_exactly_the_hidden_versions,
+    ),
+    (
+        "pruning_in_steps_covers_the_range_exactly_once",
+        pruning_in_steps_covers_the_range_exactly_once,
+    ),
+    (
+        "a_transaction_that_read_pruned_history_conflicts",
+        a_transaction_that_read_pruned_history_conflicts,
+    ),
+    (
+        "commits_and_reads_stay_correct_while_pruning",
+        commits_and_reads_stay_correct_while_pruning,
+    ),
+    (
         "close_makes_every_later_call_fail_cleanly",
         close_makes_every_later_call_fail_cleanly,
     ),
@@ -131,6 +157,12 @@ macro_rules! conformance_tests {
             last_commit_ts_is_the_newest_commit,
             a_snapshot_sees_every_commit_acknowledged_before_it_began,
             concurrent_transfers_are_serializable,
+            pruning_keeps_every_snapshot_at_or_after_the_horizon_identical,
+            pruning_removes_tombstoned_keys_entirely,
+            pruning_removes_exactly_the_hidden_versions,
+            pruning_in_steps_covers_the_range_exactly_once,
+            a_transaction_that_read_pruned_history_conflicts,
+            commits_and_reads_stay_correct_while_pruning,
             close_makes_every_later_call_fail_cleanly,
         );
     };
@@ -772,10 +804,14 @@ fn total(snapshot: &dyn Snapshot, at: Ts) -> u64 {
         .sum()
 }
 
-/// One transfer, retried on conflict until it commits.
-fn transfer(kv: &dyn Kv, rng: &mut Rng) {
+/// One transfer, retried on conflict until it commits. With a `pin`, each attempt's snapshot
+/// is pinned (see [`pinned_begin`]).
+fn transfer(kv: &dyn Kv, rng: &mut Rng, pin: Option<&AtomicU64>) {
     for _attempt in 0..100_000 {
-        let s = kv.begin().unwrap();
+        let s = match pin {
+            Some(pin) => pinned_begin(kv, pin),
+            None => kv.begin().unwrap(),
+        };
         let from = account(rng.below(ACCOUNTS));
         let to = account(rng.below(ACCOUNTS));
         let amount = rng.below(30);
@@ -838,15 +874,17 @@ pub fn concurrent_transfers_are_serializable(make: MakeKv<'_>) {
                 scope.spawn(move || {
                     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (w + 1));
                     for _ in 0..TRANSFERS_PER_WRITER {
-                        transfer(&**kv, &mut rng);
+                        transfer(&**kv, &mut rng, None);
                     }
                 })
             })
             .collect();
-        for writer in writers {
-            writer.join().unwrap();
-        }
+        // Whatever the writers did, stop the others before failing, or they would spin on.
+        let finished: Vec<_> = writers.into_iter().map(|w| w.join()).collect();
         writers_done.store(true, Ordering::Release);
+        for result in finished {
+            result.unwrap();
+        }
         reader.join().unwrap();
     });
     let s = kv.begin().unwrap();
@@ -867,6 +905,463 @@ pub fn concurrent_transfers_are_serializable(make: MakeKv<'_>) {
             expected_total,
             "the state at {ts} does not balance"
         );
+    }
+    kv.close().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pruning
+
+/// Prunes `range` in calls of `max_keys` keys until it is done; returns the summed stats and
+/// every `resume_at` seen.
+fn prune_all(
+    kv: &dyn Kv,
+    range: &KeyRange,
+    horizon: Ts,
+    max_keys: usize,
+) -> (PruneStats, Vec<Vec<u8>>) {
+    let mut total = PruneStats::default();
+    let mut resumes = Vec::new();
+    let mut range = range.clone();
+    loop {
+        let step = kv.prune(range.clone(), horizon, max_keys).unwrap();
+        assert!(
+            step.keys_scanned <= max_keys as u64,
+            "looked at too many keys"
+        );
+        total.keys_scanned += step.keys_scanned;
+        total.versions_removed += step.versions_removed;
+        match step.resume_at {
+            Some(next) => {
+                assert!(
+                    range.contains(&next),
+                    "resume_at {next:?} is outside the range"
+                );
+                assert!(next > range.start, "a step made no progress");
+                resumes.push(next.clone());
+                range.start = next;
+            }
+            None => return (total, resumes),
+        }
+    }
+}
+
+/// A fresh snapshot, after setting `pin` (owned by one thread, whose previous snapshot is no
+/// longer used) to the last commit timestamp, which is below the new snapshot. A pruner that
+/// keeps its horizon at or below every pin never prunes what a pinned snapshot sees.
+fn pinned_begin(kv: &dyn Kv, pin: &AtomicU64) -> Box<dyn Snapshot> {
+    pin.store(kv.last_commit_ts().0, Ordering::SeqCst);
+    let s = kv.begin().unwrap();
+    assert!(s.ts().0 > pin.load(Ordering::SeqCst));
+    s
+}
+
+/// The versions of one key, newest first (`None`: a tombstone).
+type History = Vec<(Ts, Option<String>)>;
+
+/// Every version of every key in `keys`, newest first per key.
+fn all_versions(snapshot: &dyn Snapshot, keys: &[&str]) -> Vec<(String, History)> {
+    keys.iter()
+        .map(|key| {
+            let versions = version_list(snapshot, key, (Bound::Unbounded, Bound::Unbounded));
+            (key.to_string(), versions)
+        })
+        .collect()
+}
+
+/// Everything a read at `at` returns: scans in both orders and over a sub-range, and per key
+/// its `get` (a tombstone counted as absent) and its versions above `horizon` (and at it,
+/// except a tombstone: a prune at `horizon` removes that one).
+#[derive(Debug, PartialEq)]
+struct Observed {
+    ascending: Vec<(String, String)>,
+    descending: Vec<(String, String)>,
+    sub_range: Vec<(String, String)>,
+    gets: Vec<Option<Version>>,
+    versions: Vec<Vec<(Ts, Option<String>)>>,
+}
+
+fn observe(snapshot: &dyn Snapshot, keys: &[&str], at: Ts, horizon: Ts) -> Observed {
+    Observed {
+        ascending: scan(snapshot, everything(), at, ScanOrder::Ascending),
+        descending: scan(snapshot, everything(), at, ScanOrder::Descending),
+        sub_range: scan(snapshot, KeyRange::new("b", "f"), at, ScanOrder::Descending),
+        gets: keys
+            .iter()
+            .map(|key| get(snapshot, key, at).filter(|v| v.value.is_some()))
+            .collect(),
+        versions: keys
+            .iter()
+            .map(|key| {
+                let mut list = version_list(
+                    snapshot,
+                    key,
+                    (Bound::Included(horizon), Bound::Included(at)),
+                );
+                list.retain(|(ts, value)| *ts > horizon || value.is_some());
+                list
+            })
+            .collect(),
+    }
+}
+
+/// For each key, how many versions a prune at `horizon` removes: those below the newest one
+/// at or below `horizon`, and that one too if it is a tombstone.
+fn hidden_count(history: &[(String, History)], horizon: Ts) -> u64 {
+    history
+        .iter()
+        .map(|(_, versions)| {
+            let old: Vec<_> = versions.iter().filter(|(ts, _)| *ts <= horizon).collect();
+            match old.first() {
+                None => 0,
+                Some((_, None)) => old.len() as u64,
+                Some((_, Some(_))) => old.len() as u64 - 1,
+            }
+        })
+        .sum()
+}
+
+const PRUNE_KEYS: &[&str] = &["a", "b", "c", "d", "e", "f", "g", "h"];
+
+pub fn pruning_keeps_every_snapshot_at_or_after_the_horizon_identical(make: MakeKv<'_>) {
+    let kv = make();
+    let t1 = put(
+        &*kv,
+        &[
+            ("a", Some("a1")),
+            ("b", Some("b1")),
+            ("c", Some("c1")),
+            ("d", Some("d1")),
+            ("f", Some("f1")),
+            ("g", None),
+        ],
+    );
+    // A long history on both sides of the horizon.
+    for i in 0..12 {
+        put(&*kv, &[("h", Some(&format!("h-old{i}")))]);
+    }
+    put(&*kv, &[("a", Some("a2")), ("b", None)]);
+    let horizon = put(&*kv, &[("a", Some("a3")), ("d", None), ("f", Some("f2"))]);
+    let mut after = Vec::new();
+    for i in 0..12 {
+        after.push(put(&*kv, &[("h", Some(&format!("h-new{i}")))]));
+    }
+    after.push(put(
+        &*kv,
+        &[("a", Some("a4")), ("b", Some("b3")), ("e", Some("e1"))],
+    ));
+    let before = kv.begin().unwrap();
+    let mut stamps = vec![horizon, Ts(horizon.0 + 1), before.ts()];
+    stamps.extend(after);
+    let seen: Vec<Observed> = stamps
+        .iter()
+        .map(|&at| observe(&*before, PRUNE_KEYS, at, horizon))
+        .collect();
+
+    let (stats, _) = prune_all(&*kv, &everything(), horizon, 3);
+    assert!(stats.versions_removed > 0);
+    assert!(t1 < horizon);
+    // `before` read before the prune and `after` reads only after it.
+    for s in [before, kv.begin().unwrap()] {
+        for (at, expected) in stamps.iter().zip(&seen) {
+            assert_eq!(
+                &observe(&*s, PRUNE_KEYS, *at, horizon),
+                expected,
+                "a read at {at} changed (horizon {horizon})"
+            );
+        }
+    }
+    kv.close().unwrap();
+}
+
+pub fn pruning_removes_tombstoned_keys_entirely(make: MakeKv<'_>) {
+    let kv = make();
+    put(&*kv, &[("x", Some("1")), ("y", Some("1"))]);
+    put(&*kv, &[("x", None)]);
+    let t3 = put(&*kv, &[("y", None)]);
+    let t4 = put(&*kv, &[("y", Some("2"))]);
+    let t5 = put(&*kv, &[("z", Some("1"))]);
+    let t6 = put(&*kv, &[("z", None)]);
+    let stats = kv.prune(everything(), t3, 100).unwrap();
+    assert_eq!(stats.versions_removed, 4);
+    let s = kv.begin().unwrap();
+    let unbounded = (Bound::Unbounded, Bound::Unbounded);
+    assert_eq!(version_list(&*s, "x", unbounded), Vec::new());
+    assert_eq!(get(&*s, "x", s.ts()), None);
+    assert_eq!(
+        version_list(&*s, "y", unbounded),
+        vec![(t4, Some("2".to_string()))]
+    );
+    assert_eq!(
+        version_list(&*s, "z", unbounded),
+        vec![(t6, None), (t5, Some("1".to_string()))]
+    );
+    // Once deleted before the horizon and never written again, a key is gone.
+    kv.prune(everything(), t6, 100).unwrap();
+    let s = kv.begin().unwrap();
+    assert_eq!(version_list(&*s, "z", unbounded), Vec::new());
+    assert_eq!(
+        scan(&*s, everything(), s.ts(), ScanOrder::Ascending),
+        pairs(&[("y", "2")])
+    );
+    for prefix in [b"x", b"z"] {
+        let left = kv
+            .prune(KeyRange::prefix(prefix), kv.last_commit_ts(), 100)
+            .unwrap();
+        assert_eq!(
+            left,
+            PruneStats::default(),
+            "nothing is left under {prefix:?}"
+        );
+    }
+    // A pruned key can be written again like a new one.
+    let t7 = put(&*kv, &[("x", Some("3"))]);
+    let s = kv.begin().unwrap();
+    assert_eq!(
+        version_list(&*s, "x", unbounded),
+        vec![(t7, Some("3".to_string()))]
+    );
+    kv.close().unwrap();
+}
+
+pub fn pruning_removes_exactly_the_hidden_versions(make: MakeKv<'_>) {
+    let kv = make();
+    let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut middle = Ts::ZERO;
+    for round in 0..10 {
+        // Key i gets a version in rounds >= i, and every third write is a delete.
+        let writes: Vec<(String, Option<String>)> = keys
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| round >= *i)
+            .map(|(i, key)| {
+                (
+                    key.clone(),
+                    ((round + i) % 3 != 0).then(|| format!("{round}")),
+                )
+            })
+            .collect();
+        let refs: Vec<(&str, Option<&str>)> = writes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_deref()))
+            .collect();
+        let ts = put(&*kv, &refs);
+        if round == 5 {
+            middle = ts;
+        }
+    }
+    let stored = |kv: &dyn Kv| -> u64 {
+        let s = kv.begin().unwrap();
+        all_versions(&*s, &key_refs)
+            .iter()
+            .map(|(_, v)| v.len() as u64)
+            .sum()
+    };
+    let before = all_versions(&*kv.begin().unwrap(), &key_refs);
+    let total = stored(&*kv);
+    assert_eq!(total, 55);
+    // A horizon between two commits.
+    let horizon = Ts(middle.0 + 1);
+    let expected = hidden_count(&before, horizon);
+    assert!(expected > 0);
+    let stats = kv.prune(everything(), horizon, 100).unwrap();
+    assert_eq!(stats.versions_removed, expected);
+    assert_eq!(stats.keys_scanned, 10);
+    assert_eq!(stored(&*kv), total - expected);
+    assert_eq!(
+        kv.prune(everything(), horizon, 100)
+            .unwrap()
+            .versions_removed,
+        0
+    );
+
+    // A horizon beyond the last commit counts as the last commit.
+    let last = kv.last_commit_ts();
+    let now = all_versions(&*kv.begin().unwrap(), &key_refs);
+    let expected = hidden_count(&now, last);
+    let stats = kv.prune(everything(), Ts::MAX, 100).unwrap();
+    assert_eq!(stats.versions_removed, expected);
+    let s = kv.begin().unwrap();
+    for (key, versions) in all_versions(&*s, &key_refs) {
+        assert!(
+            versions.len() <= 1,
+            "{key} kept hidden versions: {versions:?}"
+        );
+        assert!(
+            versions.iter().all(|(_, v)| v.is_some()),
+            "{key} kept a tombstone"
+        );
+    }
+    kv.close().unwrap();
+}
+
+pub fn pruning_in_steps_covers_the_range_exactly_once(make: MakeKv<'_>) {
+    let kv = make();
+    let keys: Vec<String> = (0..20).map(|i| format!("k/{i:02}")).collect();
+    for round in 0..2 {
+        let mut writes: Vec<(&str, Option<&str>)> =
+            keys.iter().map(|k| (k.as_str(), Some("v"))).collect();
+        writes.extend([("j", Some("v")), ("l", Some("v")), ("k", Some("v"))]);
+        if round == 1 {
+            writes.push(("k/\u{ff}", None));
+        }
+        put(&*kv, &writes);
+    }
+    let horizon = kv.last_commit_ts();
+    let range = KeyRange::prefix(b"k/");
+    let none = kv.prune(range.clone(), horizon, 0).unwrap();
+    assert_eq!(
+        none,
+        PruneStats {
+            keys_scanned: 0,
+            versions_removed: 0,
+            resume_at: Some(b("k/00")),
+        }
+    );
+    let (stats, resumes) = prune_all(&*kv, &range, horizon, 3);
+    let expected_resumes: Vec<Vec<u8>> = (1..7).map(|i| b(&format!("k/{:02}", i * 3))).collect();
+    assert_eq!(resumes, expected_resumes);
+    assert_eq!(stats.keys_scanned, 21);
+    assert_eq!(stats.versions_removed, 21);
+    let s = kv.begin().unwrap();
+    for key in ["j", "k", "l"] {
+        assert_eq!(
+            version_list(&*s, key, (Bound::Unbounded, Bound::Unbounded)).len(),
+            2,
+            "{key} is outside the range"
+        );
+    }
+    for key in &keys {
+        assert_eq!(
+            version_list(&*s, key, (Bound::Unbounded, Bound::Unbounded)).len(),
+            1
+        );
+    }
+    kv.close().unwrap();
+}
+
+pub fn a_transaction_that_read_pruned_history_conflicts(make: MakeKv<'_>) {
+    let kv = make();
+    put(&*kv, &[("k", Some("1")), ("p/1", Some("1"))]);
+    let old = kv.begin().unwrap();
+    let horizon = put(&*kv, &[("k", Some("2")), ("p/1", None)]);
+    assert!(
+        kv.prune(everything(), horizon, 100)
+            .unwrap()
+            .versions_removed
+            > 0
+    );
+    // Whatever `old` reads now, what it read cannot be committed on.
+    let _ = old.get(b"k", old.ts());
+    let read_key = WriteSet {
+        snapshot_ts: old.ts(),
+        read_keys: vec![b("k")],
+        writes: writes(&[("out", Some("from k"))]),
+        ..WriteSet::default()
+    };
+    assert!(is_conflict(kv.commit(read_key, None)));
+    let read_range = WriteSet {
+        snapshot_ts: old.ts(),
+        read_ranges: vec![KeyRange::prefix(b"p/")],
+        writes: writes(&[("out", Some("from p"))]),
+        ..WriteSet::default()
+    };
+    assert!(is_conflict(kv.commit(read_range, None)));
+    let blind = WriteSet {
+        snapshot_ts: old.ts(),
+        writes: writes(&[("out", Some("blind"))]),
+        ..WriteSet::default()
+    };
+    assert!(kv.commit(blind, None).is_ok());
+    kv.close().unwrap();
+}
+
+pub fn commits_and_reads_stay_correct_while_pruning(make: MakeKv<'_>) {
+    let kv = make();
+    let initial: Vec<(String, String)> = (0..ACCOUNTS)
+        .map(|i| (account(i), INITIAL_BALANCE.to_string()))
+        .collect();
+    let initial_refs: Vec<(&str, Option<&str>)> = initial
+        .iter()
+        .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+        .collect();
+    put(&*kv, &initial_refs);
+    let expected_total = ACCOUNTS * INITIAL_BALANCE;
+    // One pin per writer and one for the reader: no prune goes above the lowest.
+    let pins: Vec<AtomicU64> = (0..=WRITERS).map(|_| AtomicU64::new(0)).collect();
+    let horizon = || {
+        Ts(pins
+            .iter()
+            .map(|p| p.load(Ordering::SeqCst))
+            .min()
+            .unwrap_or(0))
+    };
+    let writers_done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let pin = &pins[WRITERS as usize];
+            let mut checks = 0u64;
+            while !writers_done.load(Ordering::Acquire) || checks == 0 {
+                let s = pinned_begin(&*kv, pin);
+                assert_eq!(total(&*s, s.ts()), expected_total, "a snapshot lost money");
+                checks += 1;
+            }
+        });
+        // Two pruners with different step sizes and horizons, overlapping on every key.
+        let pruners: Vec<_> = [(2usize, 0u64), (5, 1)]
+            .into_iter()
+            .map(|(max_keys, lag)| {
+                let (kv, horizon, writers_done) = (&kv, &horizon, &writers_done);
+                scope.spawn(move || {
+                    let mut previous = Ts::ZERO;
+                    let mut removed = 0;
+                    while !writers_done.load(Ordering::Acquire) {
+                        let now = horizon();
+                        let at = if lag == 0 { now } else { previous };
+                        removed += prune_all(&**kv, &everything(), at, max_keys)
+                            .0
+                            .versions_removed;
+                        previous = now;
+                    }
+                    removed
+                })
+            })
+            .collect();
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let (kv, pin) = (&kv, &pins[w as usize]);
+                scope.spawn(move || {
+                    let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ (w + 1));
+                    for _ in 0..TRANSFERS_PER_WRITER {
+                        transfer(&**kv, &mut rng, Some(pin));
+                    }
+                })
+            })
+            .collect();
+        // Whatever the writers did, stop the others before failing, or they would spin on.
+        let finished: Vec<_> = writers.into_iter().map(|w| w.join()).collect();
+        writers_done.store(true, Ordering::Release);
+        for result in finished {
+            result.unwrap();
+        }
+        reader.join().unwrap();
+        for pruner in pruners {
+            pruner.join().unwrap();
+        }
+    });
+    // Nobody reads any more: everything hidden can go.
+    prune_all(&*kv, &everything(), kv.last_commit_ts(), 4);
+    let s = kv.begin().unwrap();
+    assert_eq!(total(&*s, s.ts()), expected_total);
+    assert_eq!(
+        value(&*s, "ops"),
+        Some((WRITERS * TRANSFERS_PER_WRITER).to_string()),
+        "a transfer was lost"
+    );
+    for i in 0..ACCOUNTS {
+        let history = version_list(&*s, &account(i), (Bound::Unbounded, Bound::Unbounded));
+        assert_eq!(history.len(), 1, "account {i} kept hidden versions");
     }
     kv.close().unwrap();
 }
@@ -902,6 +1397,10 @@ pub fn close_makes_every_later_call_fail_cleanly(make: MakeKv<'_>) {
     ));
     assert!(matches!(
         s.versions(b"a", (Bound::Unbounded, Bound::Unbounded)),
+        Err(KvError::Closed)
+    ));
+    assert!(matches!(
+        kv.prune(everything(), Ts::MAX, 10),
         Err(KvError::Closed)
     ));
     assert!(matches!(kv.close(), Err(KvError::Closed)));

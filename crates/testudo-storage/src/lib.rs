@@ -8,17 +8,22 @@
 //! - *Timestamps:* every [`Kv::begin`] and every successful [`Kv::commit`] returns a timestamp
 //!   strictly greater than every timestamp returned before it by this store.
 //! - *Snapshots:* a snapshot at `ts` sees exactly the commits with a timestamp `<= ts`, now and
-//!   forever (until versions are reclaimed past retention); it never waits for a writer.
+//!   forever, unless a [`Kv::prune`] with a later horizon reclaimed what it saw; it never
+//!   waits for a writer.
 //! - *Commits:* a write set is applied entirely or not at all, durably before `commit` returns
 //!   `Ok`. It fails with [`CommitError::Conflict`] if any key or range it read changed after its
 //!   snapshot, so committed transactions are serializable in timestamp order.
+//! - *Reclamation:* [`Kv::prune`] at `horizon` changes nothing a read at a timestamp
+//!   `>= horizon` returns (a pruned tombstone reads as absent, as before), and never makes a
+//!   commit succeed that should have conflicted.
 //!
 //! **Map of the crate.** The trait and its value types live here. [`LocalKv`] implements it for
 //! any [`Backend`] (an ordered store of versioned entries): it owns the clock (`clock.rs`),
-//! conflict detection (`occ.rs`), the group-commit sequencer (`pipeline.rs`) and snapshot reads
-//! (`snapshot.rs`). [`MemBackend`] is the in-memory backend; `testudo-storage-redb` is the
-//! embedded one. With the `conformance` feature, [`conformance`] is the suite every
-//! implementation of [`Kv`] must pass.
+//! conflict detection (`occ.rs`), the group-commit sequencer (`pipeline.rs`), snapshot reads
+//! (`snapshot.rs`) and reclamation planning (`prune.rs`). [`MemBackend`] is the in-memory
+//! backend; `testudo-storage-redb` is the embedded one. With the `conformance` feature,
+//! [`conformance`] is the suite every implementation of [`Kv`] must pass, and
+//! [`differential`] checks a [`LocalKv`] over any backend against a model.
 
 use std::ops::Bound;
 use std::time::Instant;
@@ -29,13 +34,16 @@ mod backend;
 mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "conformance")]
+pub mod differential;
 mod local;
 mod mem;
 mod occ;
 mod pipeline;
+mod prune;
 mod snapshot;
 
-pub use backend::{Backend, BackendView, BatchWrite, Entry, EntryIter};
+pub use backend::{Backend, BackendView, BatchWrite, Entry, EntryIter, KeyTail};
 pub use local::{CommitStats, LocalKv, LocalKvOptions};
 pub use mem::MemBackend;
 pub use occ::WindowLimits;
@@ -58,6 +66,19 @@ pub trait Kv: Send + Sync {
     /// The timestamp of the newest durable commit (0 for an empty store). A commit that wrote
     /// nothing (a read-only transaction validated through `commit`) does not move it.
     fn last_commit_ts(&self) -> Ts;
+
+    /// Physically removes, for keys in `range`, every version that no snapshot at or after
+    /// `horizon` can see: all versions older than the key's newest version with a timestamp
+    /// `<= horizon`, and that version too when it is a tombstone (the key was deleted by then).
+    /// What any snapshot at a timestamp `>= horizon` sees never changes. Snapshots older than
+    /// `horizon` may lose data: callers keep `horizon` below every live snapshot they care
+    /// about. (A transaction that read data a prune changed always conflicts at commit.)
+    ///
+    /// Looks at no more than `max_keys` keys per call (resume with `resume_at`; 0 looks at
+    /// none); runs as its own backend batch through the commit path, so it never blocks
+    /// readers and never interleaves with a half-applied commit. A `horizon` above
+    /// [`Kv::last_commit_ts`] is lowered to it.
+    fn prune(&self, range: KeyRange, horizon: Ts, max_keys: usize) -> Result<PruneStats, KvError>;
 
     /// Flushes and closes the store; every later call fails with [`KvError::Closed`].
     fn close(&self) -> Result<(), KvError>;
@@ -91,6 +112,16 @@ pub trait Snapshot: Send {
         key: &[u8],
         ts_range: (Bound<Ts>, Bound<Ts>),
     ) -> Result<VersionIter<'a>, KvError>;
+}
+
+/// Work done by one [`Kv::prune`] call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PruneStats {
+    /// Keys looked at (each had at least one stored version when looked at).
+    pub keys_scanned: u64,
+    pub versions_removed: u64,
+    /// Where to continue (the first key not yet looked at), or `None` if `range` is done.
+    pub resume_at: Option<Vec<u8>>,
 }
 
 pub type ScanIter<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Version), KvError>> + 'a>;

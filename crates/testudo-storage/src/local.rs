@@ -1,12 +1,14 @@
 //! [`LocalKv`]: the [`Kv`] implementation for a single process over any [`Backend`].
 //!
 //! It wires the clock (`clock.rs`), the group-commit sequencer (`pipeline.rs`, which owns the
-//! conflict window of `occ.rs`) and snapshot reads (`snapshot.rs`) around one backend.
+//! conflict window of `occ.rs`), snapshot reads (`snapshot.rs`) and reclamation (`prune.rs`)
+//! around one backend.
 //!
 //! **Invariants:** `begin` takes one short lock and allocates only the snapshot box (the
 //! backend view is taken lazily, on the snapshot's first read; any view taken after `begin`
 //! contains every commit below the snapshot's timestamp, see `clock.rs`); `commit` blocks only
-//! on its own reply; after `close` every call fails with [`KvError::Closed`], including reads
+//! on its own reply; `prune` plans on the caller's thread and hands the sequencer only the
+//! removal; after `close` every call fails with [`KvError::Closed`], including reads
 //! on snapshots taken before it; dropping a `LocalKv` closes it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,9 +20,9 @@ use std::time::Instant;
 use crate::backend::Backend;
 use crate::clock::Clock;
 use crate::occ::{ConflictWindow, WindowLimits};
-use crate::pipeline::{self, Queue, Request};
+use crate::pipeline::{self, Job, PruneJob, Queue, Request};
 use crate::snapshot::LocalSnapshot;
-use crate::{CommitError, Kv, KvError, Snapshot, Ts, WriteSet};
+use crate::{CommitError, KeyRange, Kv, KvError, PruneStats, Snapshot, Ts, WriteSet};
 
 /// Tuning of a [`LocalKv`].
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +60,10 @@ pub struct CommitStats {
     pub deadline_exceeded: u64,
     /// Transactions failed by a backend error.
     pub failed_commits: u64,
+    /// Prune batches applied (each one flush when durable).
+    pub prunes: u64,
+    /// Versions those prunes removed.
+    pub versions_pruned: u64,
 }
 
 #[derive(Default)]
@@ -67,6 +73,8 @@ pub(crate) struct Stats {
     pub conflicts: AtomicU64,
     pub deadline_exceeded: AtomicU64,
     pub failed_commits: AtomicU64,
+    pub prunes: AtomicU64,
+    pub versions_pruned: AtomicU64,
 }
 
 /// What the handle, the sequencer and every snapshot share.
@@ -116,6 +124,8 @@ impl<B: Backend> LocalKv<B> {
             conflicts: stats.conflicts.load(Ordering::Relaxed),
             deadline_exceeded: stats.deadline_exceeded.load(Ordering::Relaxed),
             failed_commits: stats.failed_commits.load(Ordering::Relaxed),
+            prunes: stats.prunes.load(Ordering::Relaxed),
+            versions_pruned: stats.versions_pruned.load(Ordering::Relaxed),
         }
     }
 
@@ -150,7 +160,7 @@ impl<B: Backend> Kv for LocalKv<B> {
         }
         let (reply, answer) = sync_channel(1);
         let request = Request::new(txn, deadline, reply);
-        self.shared.queue.push(request)?;
+        self.shared.queue.push(Job::Commit(request))?;
         // The sender is dropped unanswered only if the sequencer died.
         answer
             .recv()
@@ -159,6 +169,36 @@ impl<B: Backend> Kv for LocalKv<B> {
 
     fn last_commit_ts(&self) -> Ts {
         Ts(self.shared.last_commit.load(Ordering::Acquire))
+    }
+
+    fn prune(&self, range: KeyRange, horizon: Ts, max_keys: usize) -> Result<PruneStats, KvError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(KvError::Closed);
+        }
+        // Read before taking the view: the view then holds every version at or below it, and
+        // no later commit can add one (see `prune.rs`).
+        let horizon = horizon.min(self.last_commit_ts());
+        let plan = {
+            let view = self.shared.backend.view()?;
+            crate::prune::plan(&view, &range, horizon, max_keys)?
+        };
+        let versions_removed = if plan.tails.is_empty() {
+            0
+        } else {
+            let (reply, answer) = sync_channel(1);
+            let job = PruneJob {
+                tails: plan.tails,
+                reply,
+            };
+            self.shared.queue.push(Job::Prune(job))?;
+            // The sender is dropped unanswered only if the sequencer died.
+            answer.recv().unwrap_or(Err(KvError::Closed))?
+        };
+        Ok(PruneStats {
+            keys_scanned: plan.keys_scanned,
+            versions_removed,
+            resume_at: plan.resume_at,
+        })
     }
 
     fn close(&self) -> Result<(), KvError> {
@@ -198,7 +238,7 @@ impl<B: Backend> Drop for LocalKv<B> {
 mod tests {
     use super::*;
     use crate::mem::MemView;
-    use crate::{BatchWrite, MemBackend};
+    use crate::{BatchWrite, KeyRange, KeyTail, MemBackend};
     use std::sync::Condvar;
     use std::sync::atomic::AtomicUsize;
     use std::time::Duration;
@@ -242,6 +282,10 @@ mod tests {
                 return Err(KvError::Io("injected failure".into()));
             }
             self.inner.write_batch(writes, last, durable)
+        }
+
+        fn remove_tails(&self, tails: &[KeyTail<'_>], durable: bool) -> Result<u64, KvError> {
+            self.inner.remove_tails(tails, durable)
         }
 
         fn last_commit_ts(&self) -> Result<Ts, KvError> {
@@ -372,6 +416,43 @@ mod tests {
         assert!(kv.commit(reads, None).is_ok());
         assert!(write(&kv, b"second", None).is_ok());
         assert_eq!(kv.stats().failed_commits, 1);
+    }
+
+    #[test]
+    fn a_prune_queued_between_commits_is_a_batch_of_its_own() {
+        let gate = Arc::new(Gated::default());
+        for ts in [1, 2] {
+            let write = BatchWrite {
+                key: b"old",
+                ts: Ts(ts),
+                value: Some(b"v"),
+            };
+            gate.inner.write_batch(&[write], Ts(ts), true).unwrap();
+        }
+        let kv = LocalKv::open(gate.clone(), LocalKvOptions::default()).unwrap();
+        let snapshot_ts = kv.begin().unwrap().ts();
+        std::thread::scope(|scope| {
+            let kv = &kv;
+            let first = scope.spawn(move || write(kv, b"first", None));
+            wait_until(|| gate.entered.load(Ordering::SeqCst) == 1);
+            let before = scope.spawn(move || write_at(kv, snapshot_ts, b"a", None));
+            wait_until(|| kv.shared.queue.len() == 1);
+            let prune = scope.spawn(move || kv.prune(KeyRange::prefix(b""), Ts(2), 10));
+            wait_until(|| kv.shared.queue.len() == 2);
+            let after = scope.spawn(move || write_at(kv, snapshot_ts, b"b", None));
+            wait_until(|| kv.shared.queue.len() == 3);
+            gate.open_gate();
+            for commit in [first, before, after] {
+                commit.join().unwrap().unwrap();
+            }
+            let stats = prune.join().unwrap().unwrap();
+            assert_eq!((stats.keys_scanned, stats.versions_removed), (1, 1));
+        });
+        let stats = kv.stats();
+        assert_eq!(
+            (stats.batches, stats.prunes, stats.versions_pruned),
+            (3, 1, 1)
+        );
     }
 
     #[test]

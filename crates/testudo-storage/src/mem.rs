@@ -6,21 +6,32 @@
 //! of runs at the moment it was taken: writers build new runs and swap the list, they never
 //! touch a run a view can see.
 //!
-//! **Invariants:** a view is never changed by later writes; a reader never waits for a merge
-//! (the published list is swapped under a short lock, merges happen outside it); nothing
-//! here is durable: `durable` is accepted and ignored.
+//! Removing tails cannot edit a run a view may still read, and rewriting the big runs on every
+//! call would make pruning a large store in small steps quadratic. So a removal only records
+//! *holes* (per key, the newest timestamp removed), in tiered maps like the runs; views skip
+//! the entries under a hole. Once hidden entries make up half of what is stored, one full
+//! compaction rewrites the runs without them and forgets every hole. A removed entry therefore
+//! costs O(log n) amortized, and hidden entries never outnumber the others.
+//!
+//! **Invariants:** a view is never changed by later writes or removals; a reader never waits
+//! for a merge or a compaction (the published list is swapped under a short lock, the work
+//! happens outside it); `hidden` is exactly the number of stored entries under a hole, and no
+//! write lands under one (the `remove_tails` contract); nothing here is durable: `durable` is
+//! accepted and ignored.
 
 use std::collections::BTreeMap;
 use std::iter::Peekable;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::backend::{Backend, BackendView, BatchWrite, Entry, EntryIter};
+use crate::backend::{Backend, BackendView, BatchWrite, Entry, EntryIter, KeyTail};
 use crate::{KvError, Ts};
 
 /// Storage order: key ascending, then ts descending (stored inverted).
 type RunKey = (Vec<u8>, u64);
 type Run = BTreeMap<RunKey, Option<Vec<u8>>>;
+/// Per key, the newest removed timestamp: every version at or below it is gone.
+type Holes = BTreeMap<Vec<u8>, Ts>;
 
 fn inv(ts: Ts) -> u64 {
     u64::MAX - ts.0
@@ -30,8 +41,54 @@ fn inv(ts: Ts) -> u64 {
 struct State {
     /// Oldest first. Every (key, ts) is in at most one run.
     runs: Vec<Arc<Run>>,
+    /// Oldest first. For one key, a newer map holds a larger timestamp than every older one.
+    holes: Vec<Arc<Holes>>,
+    /// Entries of `runs` under a hole.
+    hidden: usize,
     last_commit_ts: Ts,
     closed: bool,
+}
+
+/// The newest removed timestamp of `key`: the newest map that names it knows the largest.
+fn hole(holes: &[Arc<Holes>], key: &[u8]) -> Option<Ts> {
+    holes.iter().rev().find_map(|map| map.get(key).copied())
+}
+
+fn is_hidden(holes: &[Arc<Holes>], key: &[u8], ts: Ts) -> bool {
+    !holes.is_empty() && hole(holes, key).is_some_and(|through| ts <= through)
+}
+
+/// Pushes `level` and merges neighbours of similar size, so that sizes roughly double from
+/// newest to oldest. On equal keys the newer level wins.
+fn push_tiered<K: Ord + Clone, V: Clone>(
+    levels: &mut Vec<Arc<BTreeMap<K, V>>>,
+    level: BTreeMap<K, V>,
+) {
+    if !level.is_empty() {
+        levels.push(Arc::new(level));
+    }
+    while let [.., older, newer] = levels.as_slice() {
+        if older.len() > 2 * newer.len() {
+            break;
+        }
+        let merged: BTreeMap<K, V> = older
+            .iter()
+            .chain(newer.iter())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        levels.truncate(levels.len() - 2);
+        levels.push(Arc::new(merged));
+    }
+}
+
+/// How many entries of `key` in `run` have a timestamp in `(above, through]`.
+fn count_tail(run: &Run, key: &[u8], above: Option<Ts>, through: Ts) -> usize {
+    let lower = Bound::Included((key.to_vec(), inv(through)));
+    let upper = match above {
+        Some(above) => Bound::Excluded((key.to_vec(), inv(above))),
+        None => Bound::Included((key.to_vec(), u64::MAX)),
+    };
+    run.range((lower, upper)).count()
 }
 
 /// The in-memory backend (tests, embedding, and the reference the conformance suite runs on).
@@ -49,6 +106,10 @@ impl MemBackend {
 
     fn current(&self) -> Arc<State> {
         lock(&self.published).clone()
+    }
+
+    fn publish(&self, state: State) {
+        *lock(&self.published) = Arc::new(state);
     }
 }
 
@@ -79,33 +140,85 @@ impl Backend for MemBackend {
             return Err(KvError::Closed);
         }
         let mut runs = current.runs.clone();
-        if !writes.is_empty() {
-            let run: Run = writes
-                .iter()
-                .map(|w| ((w.key.to_vec(), inv(w.ts)), w.value.map(<[u8]>::to_vec)))
-                .collect();
-            runs.push(Arc::new(run));
-        }
-        // Keep run sizes roughly doubling from newest to oldest.
-        while let [.., older, newer] = runs.as_slice() {
-            if older.len() > 2 * newer.len() {
-                break;
-            }
-            let merged: Run = older
-                .iter()
-                .chain(newer.iter())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            runs.truncate(runs.len() - 2);
-            runs.push(Arc::new(merged));
-        }
-        let next = State {
+        let run: Run = writes
+            .iter()
+            .map(|w| ((w.key.to_vec(), inv(w.ts)), w.value.map(<[u8]>::to_vec)))
+            .collect();
+        push_tiered(&mut runs, run);
+        self.publish(State {
             runs,
+            holes: current.holes.clone(),
+            hidden: current.hidden,
             last_commit_ts,
             closed: false,
-        };
-        *lock(&self.published) = Arc::new(next);
+        });
         Ok(())
+    }
+
+    fn remove_tails(&self, tails: &[KeyTail<'_>], _durable: bool) -> Result<u64, KvError> {
+        let _writer = lock(&self.writer);
+        let current = self.current();
+        if current.closed {
+            return Err(KvError::Closed);
+        }
+        let mut added = Holes::new();
+        let mut removed = 0usize;
+        for tail in tails {
+            let above = added
+                .get(tail.key)
+                .copied()
+                .or_else(|| hole(&current.holes, tail.key));
+            if above.is_some_and(|above| above >= tail.through) {
+                continue;
+            }
+            let count: usize = current
+                .runs
+                .iter()
+                .map(|run| count_tail(run, tail.key, above, tail.through))
+                .sum();
+            if count > 0 {
+                added.insert(tail.key.to_vec(), tail.through);
+                removed += count;
+            }
+        }
+        if removed == 0 {
+            return Ok(0);
+        }
+        let hidden = current.hidden + removed;
+        let stored: usize = current.runs.iter().map(|run| run.len()).sum();
+        let mut holes = current.holes.clone();
+        let next = if hidden.saturating_mul(2) >= stored {
+            holes.push(Arc::new(added));
+            let live: Run = current
+                .runs
+                .iter()
+                .flat_map(|run| run.iter())
+                .filter(|((key, inv_ts), _)| !is_hidden(&holes, key, Ts(u64::MAX - inv_ts)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            State {
+                runs: if live.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Arc::new(live)]
+                },
+                holes: Vec::new(),
+                hidden: 0,
+                last_commit_ts: current.last_commit_ts,
+                closed: false,
+            }
+        } else {
+            push_tiered(&mut holes, added);
+            State {
+                runs: current.runs.clone(),
+                holes,
+                hidden,
+                last_commit_ts: current.last_commit_ts,
+                closed: false,
+            }
+        };
+        self.publish(next);
+        Ok(u64::try_from(removed).unwrap_or(u64::MAX))
     }
 
     fn last_commit_ts(&self) -> Result<Ts, KvError> {
@@ -114,23 +227,48 @@ impl Backend for MemBackend {
 
     fn close(&self) -> Result<(), KvError> {
         let _writer = lock(&self.writer);
-        let mut published = lock(&self.published);
-        let state = State {
-            runs: published.runs.clone(),
-            last_commit_ts: published.last_commit_ts,
+        let current = self.current();
+        self.publish(State {
+            runs: current.runs.clone(),
+            holes: current.holes.clone(),
+            hidden: current.hidden,
+            last_commit_ts: current.last_commit_ts,
             closed: true,
-        };
-        *published = Arc::new(state);
+        });
         Ok(())
     }
 }
 
-/// A frozen list of runs.
+/// A frozen list of runs and holes.
 pub struct MemView {
     state: Arc<State>,
 }
 
 type RunRange<'a> = Peekable<Box<dyn Iterator<Item = (&'a RunKey, &'a Option<Vec<u8>>)> + 'a>>;
+
+impl MemView {
+    fn merge(&self, lower: Bound<RunKey>, upper: Bound<RunKey>, descending: bool) -> EntryIter<'_> {
+        let ranges = self
+            .state
+            .runs
+            .iter()
+            .map(|run| {
+                let range = run.range((lower.clone(), upper.clone()));
+                let range: Box<dyn Iterator<Item = _>> = if descending {
+                    Box::new(range.rev())
+                } else {
+                    Box::new(range)
+                };
+                range.peekable()
+            })
+            .collect();
+        Box::new(Merge {
+            ranges,
+            holes: &self.state.holes,
+            descending,
+        })
+    }
+}
 
 impl BackendView for MemView {
     fn forward(&self, from: (&[u8], Ts), end: Option<&[u8]>) -> Result<EntryIter<'_>, KvError> {
@@ -139,20 +277,7 @@ impl BackendView for MemView {
         }
         let lower = Bound::Included((from.0.to_vec(), inv(from.1)));
         let upper = end.map_or(Bound::Unbounded, |end| Bound::Excluded((end.to_vec(), 0)));
-        let ranges = self
-            .state
-            .runs
-            .iter()
-            .map(|run| {
-                let range: Box<dyn Iterator<Item = _>> =
-                    Box::new(run.range((lower.clone(), upper.clone())));
-                range.peekable()
-            })
-            .collect();
-        Ok(Box::new(Merge {
-            ranges,
-            descending: false,
-        }))
+        Ok(self.merge(lower, upper, false))
     }
 
     fn backward(
@@ -171,27 +296,14 @@ impl BackendView for MemView {
             }
             None => Bound::Unbounded,
         };
-        let lower = Bound::Included(lower);
-        let ranges = self
-            .state
-            .runs
-            .iter()
-            .map(|run| {
-                let range: Box<dyn Iterator<Item = _>> =
-                    Box::new(run.range((lower.clone(), upper.clone())).rev());
-                range.peekable()
-            })
-            .collect();
-        Ok(Box::new(Merge {
-            ranges,
-            descending: true,
-        }))
+        Ok(self.merge(Bound::Included(lower), upper, true))
     }
 }
 
-/// A k-way merge of run ranges that all go in the same direction.
+/// A k-way merge of run ranges that all go in the same direction, skipping hidden entries.
 struct Merge<'a> {
     ranges: Vec<RunRange<'a>>,
+    holes: &'a [Arc<Holes>],
     descending: bool,
 }
 
@@ -199,28 +311,34 @@ impl Iterator for Merge<'_> {
     type Item = Result<Entry, KvError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let mut best: Option<(usize, &RunKey)> = None;
-        for (i, range) in self.ranges.iter_mut().enumerate() {
-            if let Some(&(key, _)) = range.peek() {
-                let better = best.is_none_or(|(_, best_key)| {
-                    if self.descending {
-                        key > best_key
-                    } else {
-                        key < best_key
+        loop {
+            let mut best: Option<(usize, &RunKey)> = None;
+            for (i, range) in self.ranges.iter_mut().enumerate() {
+                if let Some(&(key, _)) = range.peek() {
+                    let better = best.is_none_or(|(_, best_key)| {
+                        if self.descending {
+                            key > best_key
+                        } else {
+                            key < best_key
+                        }
+                    });
+                    if better {
+                        best = Some((i, key));
                     }
-                });
-                if better {
-                    best = Some((i, key));
                 }
             }
+            let (index, _) = best?;
+            let ((key, inv_ts), value) = self.ranges.get_mut(index)?.next()?;
+            let ts = Ts(u64::MAX - inv_ts);
+            if is_hidden(self.holes, key, ts) {
+                continue;
+            }
+            return Some(Ok(Entry {
+                key: key.clone(),
+                ts,
+                value: value.clone(),
+            }));
         }
-        let (index, _) = best?;
-        let ((key, inv_ts), value) = self.ranges.get_mut(index)?.next()?;
-        Some(Ok(Entry {
-            key: key.clone(),
-            ts: Ts(u64::MAX - inv_ts),
-            value: value.clone(),
-        }))
     }
 }
 
@@ -294,6 +412,85 @@ mod tests {
         assert!(keys_ts(view.forward((b"b", Ts::MAX), Some(b"b")).unwrap()).is_empty());
     }
 
+    fn remove(backend: &MemBackend, key: &[u8], through: u64) -> u64 {
+        let tail = KeyTail {
+            key,
+            through: Ts(through),
+            adjacent: false,
+        };
+        backend.remove_tails(&[tail], true).unwrap()
+    }
+
+    fn all(view: &MemView) -> Vec<(Vec<u8>, u64)> {
+        keys_ts(view.forward((b"", Ts::MAX), None).unwrap())
+    }
+
+    #[test]
+    fn a_removed_tail_is_hidden_from_new_views_and_kept_in_old_ones() {
+        let backend = MemBackend::new();
+        for ts in 1..=10u64 {
+            put(&backend, b"big", ts, Some(b"v"));
+        }
+        put(&backend, b"k", 11, Some(b"1"));
+        put(&backend, b"k", 12, None);
+        put(&backend, b"k", 13, Some(b"3"));
+        let old = backend.view().unwrap();
+        assert_eq!(remove(&backend, b"k", 12), 2);
+        // Two hidden entries out of thirteen: recorded as a hole, not compacted yet.
+        assert_eq!(backend.current().hidden, 2);
+        let new = backend.view().unwrap();
+        let k = |view: &MemView| keys_ts(view.forward((b"k", Ts::MAX), None).unwrap());
+        assert_eq!(k(&new), vec![(b"k".to_vec(), 13)]);
+        assert_eq!(k(&old).len(), 3);
+        let mut backward = keys_ts(new.backward(b"", None).unwrap());
+        backward.reverse();
+        assert_eq!(backward, all(&new));
+        assert_eq!(all(&new).len(), 11);
+    }
+
+    #[test]
+    fn removing_counts_only_versions_still_stored() {
+        let backend = MemBackend::new();
+        for ts in 1..=20u64 {
+            put(&backend, &[b'a' + (ts % 4) as u8], ts, Some(b"v"));
+        }
+        let a = [b'a'];
+        assert_eq!(remove(&backend, &a, 8), 2);
+        assert_eq!(remove(&backend, &a, 8), 0);
+        assert_eq!(remove(&backend, &a, 4), 0);
+        assert_eq!(remove(&backend, &a, 12), 1);
+        assert_eq!(remove(&backend, &a, 20), 2);
+        assert_eq!(remove(&backend, b"missing", 20), 0);
+    }
+
+    #[test]
+    fn hiding_half_of_the_store_compacts_it_and_forgets_the_holes() {
+        let backend = MemBackend::new();
+        for ts in 1..=40u64 {
+            put(&backend, &[b'k', (ts % 4) as u8], ts, Some(b"v"));
+        }
+        let before = backend.view().unwrap();
+        let keys: Vec<[u8; 2]> = (0..4u8).map(|k| [b'k', k]).collect();
+        let tails: Vec<KeyTail<'_>> = keys
+            .iter()
+            .map(|key| KeyTail {
+                key,
+                through: Ts(30),
+                adjacent: true,
+            })
+            .collect();
+        assert_eq!(backend.remove_tails(&tails, true).unwrap(), 30);
+        let state = backend.current();
+        assert_eq!(
+            (state.runs.len(), state.holes.len(), state.hidden),
+            (1, 0, 0)
+        );
+        let after = all(&backend.view().unwrap());
+        assert_eq!(after.len(), 10);
+        assert!(after.iter().all(|(_, ts)| *ts > 30));
+        assert_eq!(all(&before).len(), 40);
+    }
+
     #[test]
     fn writes_after_close_fail_as_closed() {
         let backend = MemBackend::new();
@@ -305,6 +502,15 @@ mod tests {
         };
         assert!(matches!(
             backend.write_batch(&[write], Ts(1), true),
+            Err(KvError::Closed)
+        ));
+        let tail = KeyTail {
+            key: b"a",
+            through: Ts(1),
+            adjacent: false,
+        };
+        assert!(matches!(
+            backend.remove_tails(&[tail], true),
             Err(KvError::Closed)
         ));
     }

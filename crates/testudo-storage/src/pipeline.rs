@@ -8,8 +8,14 @@
 //! only then answers. While a flush runs, new requests pile up and form the next batch: this
 //! is what makes many transactions share one fsync.
 //!
+//! A prune ([`PruneJob`], planned by `prune.rs`) waits in the same queue and is applied as a
+//! batch of its own, between commit batches: it never shares a backend batch with commits and
+//! never runs while one is half applied. It reserves no timestamp and publishes nothing (it
+//! removes only versions older than every commit still to come).
+//!
 //! **Invariants:**
-//! - A request is answered exactly once; a request whose answer is not `Ok` applied nothing.
+//! - A request (commit or prune) is answered exactly once; one whose answer is not `Ok`
+//!   applied nothing.
 //! - A failed backend write fails every request of its batch and leaves the conflict window
 //!   as it was (the batch's timestamps are burned, never reused).
 //! - Readers are let past a batch (clock publish) only after its data is visible, and before
@@ -25,9 +31,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::backend::{Backend, BatchWrite};
+use crate::backend::{Backend, BatchWrite, KeyTail};
 use crate::local::Shared;
 use crate::occ::{ConflictWindow, Reads};
+use crate::prune::Tail;
 use crate::{CommitError, KeyRange, KvError, Ts, WriteSet};
 
 /// One transaction waiting to commit, its writes normalized.
@@ -94,6 +101,40 @@ impl Request {
     }
 }
 
+/// Tails to remove (see `prune.rs`), and where to send how many versions that removed.
+pub(crate) struct PruneJob {
+    pub tails: Vec<Tail>,
+    pub reply: SyncSender<Result<u64, KvError>>,
+}
+
+impl PruneJob {
+    fn answer(self, result: Result<u64, KvError>) {
+        // As for commits: a caller that went away does not care.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// One queued piece of work.
+pub(crate) enum Job {
+    Commit(Request),
+    Prune(PruneJob),
+}
+
+impl Job {
+    fn abandon(self) {
+        match self {
+            Job::Commit(request) => request.answer(Err(CommitError::Kv(KvError::Closed))),
+            Job::Prune(job) => job.answer(Err(KvError::Closed)),
+        }
+    }
+}
+
+/// What the sequencer applies next.
+enum Batch {
+    Commits(Vec<Request>),
+    Prune(PruneJob),
+}
+
 /// The commit queue between committers and the sequencer.
 #[derive(Default)]
 pub(crate) struct Queue {
@@ -103,7 +144,7 @@ pub(crate) struct Queue {
 
 #[derive(Default)]
 struct QueueState {
-    pending: VecDeque<Request>,
+    pending: VecDeque<Job>,
     closed: bool,
 }
 
@@ -113,21 +154,21 @@ impl Queue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Enqueues `request`; fails (dropping it unanswered) if the queue is closed.
-    pub(crate) fn push(&self, request: Request) -> Result<(), KvError> {
+    /// Enqueues `job`; fails (dropping it unanswered) if the queue is closed.
+    pub(crate) fn push(&self, job: Job) -> Result<(), KvError> {
         let mut state = self.lock();
         if state.closed {
             return Err(KvError::Closed);
         }
-        state.pending.push_back(request);
+        state.pending.push_back(job);
         drop(state);
         self.ready.notify_one();
         Ok(())
     }
 
-    /// Waits for work and takes a batch of it: at least one request, then more while within
-    /// the limits. `None` once the queue is closed and drained.
-    fn take_batch(&self, max_commits: usize, max_bytes: usize) -> Option<Vec<Request>> {
+    /// Waits for work and takes a batch of it: a prune alone, or at least one commit, then
+    /// more commits while within the limits. `None` once the queue is closed and drained.
+    fn take_batch(&self, max_commits: usize, max_bytes: usize) -> Option<Batch> {
         let mut state = self.lock();
         while state.pending.is_empty() {
             if state.closed {
@@ -138,17 +179,24 @@ impl Queue {
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+        if let Some(Job::Prune(_)) = state.pending.front()
+            && let Some(Job::Prune(job)) = state.pending.pop_front()
+        {
+            return Some(Batch::Prune(job));
+        }
         let mut batch = Vec::new();
         let mut bytes = 0usize;
-        while let Some(next) = state.pending.front() {
+        while let Some(Job::Commit(next)) = state.pending.front() {
             let fits = batch.len() < max_commits && bytes.saturating_add(next.bytes) <= max_bytes;
             if !batch.is_empty() && !fits {
                 break;
             }
             bytes = bytes.saturating_add(next.bytes);
-            batch.extend(state.pending.pop_front());
+            if let Some(Job::Commit(request)) = state.pending.pop_front() {
+                batch.push(request);
+            }
         }
-        Some(batch)
+        Some(Batch::Commits(batch))
     }
 
     #[cfg(test)]
@@ -169,8 +217,8 @@ impl Queue {
             state.closed = true;
             std::mem::take(&mut state.pending)
         };
-        for request in pending {
-            request.answer(Err(CommitError::Kv(KvError::Closed)));
+        for job in pending {
+            job.abandon();
         }
     }
 }
@@ -206,8 +254,33 @@ fn run<B: Backend>(shared: &Shared<B>, mut window: ConflictWindow) {
         .queue
         .take_batch(options.max_batch_commits, options.max_batch_bytes)
     {
-        commit_batch(shared, &mut window, batch);
+        match batch {
+            Batch::Commits(batch) => commit_batch(shared, &mut window, batch),
+            Batch::Prune(job) => prune(shared, job),
+        }
     }
+}
+
+fn prune<B: Backend>(shared: &Shared<B>, job: PruneJob) {
+    let tails: Vec<KeyTail<'_>> = job
+        .tails
+        .iter()
+        .map(|tail| KeyTail {
+            key: &tail.key,
+            through: tail.through,
+            adjacent: tail.adjacent,
+        })
+        .collect();
+    let result = shared.backend.remove_tails(&tails, shared.options.durable);
+    let stats = &shared.stats;
+    match &result {
+        Ok(removed) => {
+            stats.prunes.fetch_add(1, Ordering::Relaxed);
+            stats.versions_pruned.fetch_add(*removed, Ordering::Relaxed);
+        }
+        Err(error) => tracing::error!(%error, "prune batch failed"),
+    }
+    job.answer(result);
 }
 
 fn commit_batch<B: Backend>(shared: &Shared<B>, window: &mut ConflictWindow, batch: Vec<Request>) {
