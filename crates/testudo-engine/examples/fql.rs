@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use testudo_auth::SecretHash;
-use testudo_engine::{Engine, EngineConfig, Fragment, QueryRequest, Role, Scope};
+use testudo_engine::{Engine, EngineConfig, Fragment, QueryRequest, Scope};
 use testudo_model::DbId;
 use testudo_model::json::{Format, encode};
 use testudo_storage::LocalKv;
@@ -20,10 +20,7 @@ fn main() {
         },
     )
     .expect("engine opens");
-    let scope = Scope {
-        db: DbId::ROOT,
-        role: Role::Admin,
-    };
+    let scope = Scope::admin(DbId::ROOT);
     for query in std::env::args().skip(1) {
         let request = QueryRequest {
             fragments: vec![Fragment::Text(query.clone())],

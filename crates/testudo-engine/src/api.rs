@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use testudo_model::json::Format;
-use testudo_model::{DbId, Input, Output, Ts};
+use testudo_model::{CollId, DbId, DocId, Input, Output, Ts};
 
 /// One piece of a query template: source text, or a value placeholder.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,15 +44,49 @@ pub struct QueryRequest {
 pub struct Scope {
     pub db: DbId,
     pub role: Role,
+    /// The identity document of a token: `(collection, document)` ids.
+    pub identity: Option<(CollId, DocId)>,
+    /// The token document a token secret stands for.
+    pub token: Option<DocId>,
+    /// What authenticated, for audit (never the secret itself).
+    pub credential: Credential,
 }
 
-/// The rights a secret carries. Custom roles and token identities arrive with the
-/// authorization issue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+impl Scope {
+    /// Full rights in `db`, as the root secret has in the root database.
+    pub fn admin(db: DbId) -> Scope {
+        Scope {
+            db,
+            role: Role::Admin,
+            identity: None,
+            token: None,
+            credential: Credential::Root,
+        }
+    }
+}
+
+/// The kind of secret a request authenticated with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    Root,
+    Key { db: DbId, id: DocId },
+    Token { db: DbId, id: DocId },
+}
+
+/// The rights a secret carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
     Admin,
     Server,
     ServerReadOnly,
+    /// The legacy `client` role: no rights at all.
+    Client,
+    /// A user-defined role (its privileges arrive with the authorization issue: until then
+    /// it grants nothing, failing closed).
+    Custom(String),
+    /// A token whose identity belongs to no role: only the baseline rights every token has
+    /// (read its own credential, read and delete its own tokens).
+    Token,
 }
 
 /// The outcome of one query, success or query error. Always carries the fields Fauna sends

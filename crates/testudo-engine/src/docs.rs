@@ -2,7 +2,7 @@
 //! stored data to values and back, and writing new versions.
 //!
 //! **Invariants:** this is the only module that reads or writes document keys, and every
-//! read and write asks [`authz::allows`] first; a denied read looks like a missing document
+//! read and write asks [`authz::decide`] first; a denied read looks like a missing document
 //! with cause `permission denied`; a write is refused before anything is buffered.
 
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use testudo_model::codec::{decode_doc, encode_doc};
 use testudo_model::{CollId, Data, DataMap, DocId, NullCause as Missing, StoredDoc, Time, Ts};
 
 use crate::api::{ConstraintFailure, ErrorCode, PathElem};
-use crate::authz::{self, Action};
+use crate::authz::{self, Action, Decision};
 use crate::eval::{DocRef, Interp, Module, NullCause, Object, R, Value, err, fail, ops};
 use crate::keys;
 use crate::schema;
@@ -61,13 +61,35 @@ impl Interp<'_> {
         if let Some(denied) = self.unreadable(r) {
             return Ok(DocState::Missing(denied));
         }
+        if let Some(t) = past {
+            self.check_history(r.coll, t)?;
+        }
         let key = keys::doc(self.db(), r.coll, r.id);
         let read = match past {
             Some(t) => self.txn.get_at(&key, t)?,
             None => self.txn.get(&key)?,
         };
         self.doc_reads += 1;
-        self.state_from_read(read)
+        let state = self.state_from_read(r.coll, read)?;
+        Ok(self.apply_ownership(r, state))
+    }
+
+    /// Refuses reads of a collection at a time older than its retained history: versions that
+    /// old may already be reclaimed, so the answer could be wrong.
+    pub fn check_history(&self, coll: CollId, at: Ts) -> R<()> {
+        let retention =
+            crate::reclaim::retention_micros(self.schema.collection_by_id(coll).map(|d| &**d));
+        if at.0.saturating_add(retention) < self.now().0 {
+            return fail(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "Requested time {} is before the history retained for collection `{}`.",
+                    at.to_time(),
+                    self.coll_name(coll)
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// The state of a document a set scan found, cached so the page needs no second read.
@@ -79,7 +101,8 @@ impl Interp<'_> {
             Some(denied) => DocState::Missing(denied),
             None => {
                 self.doc_reads += 1;
-                self.state_from_read(Some(read))?
+                let state = self.state_from_read(r.coll, Some(read))?;
+                self.apply_ownership(r, state)
             }
         };
         self.docs.entries.insert((r, past), state.clone());
@@ -95,13 +118,55 @@ impl Interp<'_> {
         {
             return Some(Missing::CollectionDeleted);
         }
-        if !authz::allows(self.scope.role, r.coll, Action::Read) {
+        if authz::decide(&self.scope, r.coll, Action::Read) == Decision::Deny {
             return Some(Missing::PermissionDenied);
         }
         None
     }
 
-    fn state_from_read(&self, read: Option<Read>) -> R<DocState> {
+    /// Applies an ownership-conditional read right (a token's own credential and tokens) to
+    /// a document just read.
+    fn apply_ownership(&self, r: DocRef, state: DocState) -> DocState {
+        if authz::decide(&self.scope, r.coll, Action::Read) != Decision::IfOwnedByIdentity {
+            return state;
+        }
+        match &state {
+            DocState::Live(doc) if self.owned_by_identity(&doc.fields) => state,
+            DocState::Live(_) => DocState::Missing(Missing::PermissionDenied),
+            DocState::Missing(_) => state,
+        }
+    }
+
+    /// Is this the caller's own (its `document` field is the caller's identity)?
+    fn owned_by_identity(&self, fields: &Object) -> bool {
+        match (self.scope.identity, fields.get("document")) {
+            (Some((coll, id)), Some(Value::Doc(d))) => d.coll == coll && d.id == id,
+            _ => false,
+        }
+    }
+
+    /// The gate for a write: `Deny` refuses, and an ownership-conditional right needs the
+    /// current version to be the caller's.
+    fn write_allowed(&mut self, r: DocRef, action: Action) -> R<()> {
+        let allowed = match authz::decide(&self.scope, r.coll, action) {
+            Decision::Allow => true,
+            Decision::Deny => false,
+            Decision::IfOwnedByIdentity => match self.load_doc(r)? {
+                DocState::Live(doc) => self.owned_by_identity(&doc.fields),
+                DocState::Missing(_) => false,
+            },
+        };
+        if allowed {
+            Ok(())
+        } else {
+            fail(
+                ErrorCode::PermissionDenied,
+                "Insufficient privileges to perform the action.",
+            )
+        }
+    }
+
+    fn state_from_read(&self, coll: CollId, read: Option<Read>) -> R<DocState> {
         let Some(read) = read else {
             return Ok(DocState::Missing(Missing::NotFound));
         };
@@ -112,6 +177,12 @@ impl Interp<'_> {
         if stored
             .ttl
             .is_some_and(|ttl| ttl <= self.read_time().to_time())
+        {
+            return Ok(DocState::Missing(Missing::NotFound));
+        }
+        if let (Some(ts), Some(def)) = (read.ts, self.schema.collection_by_id(coll))
+            && let Some(ttl) = crate::reclaim::ttl_micros(def)
+            && ts.0.saturating_add(ttl) <= self.read_time().0
         {
             return Ok(DocState::Missing(Missing::NotFound));
         }
@@ -243,12 +314,7 @@ impl Interp<'_> {
         ttl: Option<Time>,
     ) -> R<()> {
         self.check_writable(method)?;
-        if !authz::allows(self.scope.role, r.coll, action) {
-            return fail(
-                ErrorCode::PermissionDenied,
-                "Insufficient privileges to perform the action.",
-            );
-        }
+        self.write_allowed(r, action)?;
         self.guard_doc_and_schema_write(r)?;
         let mut fields = fields;
         if r.coll.is_user() {
@@ -279,12 +345,7 @@ impl Interp<'_> {
 
     pub fn delete_doc_version(&mut self, r: DocRef) -> R<()> {
         self.check_writable("delete")?;
-        if !authz::allows(self.scope.role, r.coll, Action::Delete) {
-            return fail(
-                ErrorCode::PermissionDenied,
-                "Insufficient privileges to perform the action.",
-            );
-        }
+        self.write_allowed(r, Action::Delete)?;
         self.guard_doc_and_schema_write(r)?;
         let old = self.stored_fields(r)?;
         self.maintain_indexes(r, old.as_ref(), None)?;

@@ -9,6 +9,10 @@
 //! | 0x00  | `0x00` + meta name (UTF-8)       | engine metadata (schema version marker) |
 //! | 0x01  | `0x01` + coll id (8) + doc id (8)| a document version (`codec::encode_doc`)|
 //! | 0x02  | `0x02` + coll id (8) + index id (8) + sort keys of terms and values + doc id (8) | covered values (`codec::encode_data`) |
+//! | 0x03  | `0x03` + kind (1) + doc id (8)   | secret verifiers of keys, tokens, credentials (never visible to queries) |
+//!
+//! The root database's metadata also holds the database registry (`db:<id>` → parent id),
+//! which is how a database's ancestry is walked (names are mutable labels; ids are not).
 //!
 //! Integers are big-endian so byte order is numeric order. **Invariant:** this module is the
 //! only place that builds or parses keys; changing the layout bumps the storage format.
@@ -19,6 +23,53 @@ use testudo_storage::KeyRange;
 const SPACE_META: u8 = 0x00;
 const SPACE_DOC: u8 = 0x01;
 const SPACE_INDEX: u8 = 0x02;
+/// The registry entry of a child database: its value is the parent's id.
+pub fn db_parent(child: DbId) -> Vec<u8> {
+    let mut name = b"db:".to_vec();
+    name.extend_from_slice(&child.0.to_be_bytes());
+    meta(DbId::ROOT, &name)
+}
+
+/// Every key of one database (not its children: they live under their own ids).
+pub fn db_range(db: DbId) -> KeyRange {
+    KeyRange::prefix(&db.0.to_be_bytes())
+}
+
+/// The marker of a deleted database awaiting reclamation (with all its descendants).
+pub fn db_garbage(db: DbId) -> Vec<u8> {
+    let mut name = b"gcdb:".to_vec();
+    name.extend_from_slice(&db.0.to_be_bytes());
+    meta(DbId::ROOT, &name)
+}
+
+/// The database a deleted-database marker names.
+pub fn db_of_garbage_marker(marker: &[u8]) -> Option<DbId> {
+    let start = 9 + b"gcdb:".len();
+    marker
+        .get(start..start + 8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .map(DbId)
+}
+
+/// Every entry of the database registry.
+pub fn db_registry() -> KeyRange {
+    KeyRange::prefix(&meta(DbId::ROOT, b"db:"))
+}
+
+/// The child a registry entry is about.
+pub fn db_of_registry_entry(key: &[u8]) -> Option<DbId> {
+    let start = 9 + b"db:".len();
+    key.get(start..start + 8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .map(DbId)
+}
+
+/// Every deleted-database marker.
+pub fn db_garbage_markers() -> KeyRange {
+    KeyRange::prefix(&meta(DbId::ROOT, b"gcdb:"))
+}
 
 /// The meta key whose version timestamp is the database's schema version: every schema
 /// change writes it, so one point read tells whether a cached schema is current.
@@ -79,6 +130,59 @@ pub fn index_prefix(db: DbId, coll: CollId, index: u64) -> Vec<u8> {
     k.extend_from_slice(&coll.0.to_be_bytes());
     k.extend_from_slice(&index.to_be_bytes());
     k
+}
+
+/// Every index entry of one collection (all its indexes, current and replaced).
+pub fn index_space(db: DbId, coll: CollId) -> KeyRange {
+    let mut k = Vec::with_capacity(17);
+    k.extend_from_slice(&db.0.to_be_bytes());
+    k.push(SPACE_INDEX);
+    k.extend_from_slice(&coll.0.to_be_bytes());
+    KeyRange::prefix(&k)
+}
+
+/// Every metadata key of a database.
+pub fn meta_space(db: DbId) -> KeyRange {
+    let mut k = db.0.to_be_bytes().to_vec();
+    k.push(SPACE_META);
+    KeyRange::prefix(&k)
+}
+
+/// The marker of data that belongs to nothing any more and awaits reclamation: a deleted
+/// collection's documents and indexes, or the entries of a replaced index definition.
+pub fn garbage_marker(db: DbId, coll: CollId, index: Option<u64>) -> Vec<u8> {
+    let mut name = b"gc:".to_vec();
+    name.extend_from_slice(&coll.0.to_be_bytes());
+    if let Some(index) = index {
+        name.extend_from_slice(&index.to_be_bytes());
+    }
+    meta(db, &name)
+}
+
+/// Every garbage marker of a database.
+pub fn garbage_markers(db: DbId) -> KeyRange {
+    KeyRange::prefix(&meta(db, b"gc:"))
+}
+
+/// The key ranges a garbage marker stands for.
+pub fn garbage_ranges(db: DbId, marker: &[u8]) -> Vec<KeyRange> {
+    let name_start = 9 + 3;
+    let Some(coll) = marker
+        .get(name_start..name_start + 8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+    else {
+        return Vec::new();
+    };
+    let coll = CollId(coll);
+    match marker
+        .get(name_start + 8..name_start + 16)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+    {
+        Some(index) => vec![KeyRange::prefix(&index_prefix(db, coll, index))],
+        None => vec![doc_range(db, coll, None, None), index_space(db, coll)],
+    }
 }
 
 /// The document id at the end of a document key (or an index entry key).

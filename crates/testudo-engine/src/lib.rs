@@ -13,11 +13,13 @@ mod ids;
 mod index;
 mod keys;
 mod materialize;
+mod reclaim;
 mod runner;
 mod schema;
 mod set;
 mod shape;
 mod stdlib;
+mod tenancy;
 mod txn;
 
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use testudo_model::DbId;
 use testudo_storage::{CommitError, Kv, KvError, WriteSet};
 
 pub use api::*;
+pub use reclaim::{MIN_RETENTION, ReclaimStats};
 pub use runner::{MIN_TIMEOUT, PLACEHOLDER};
 
 /// The stack a thread running [`Engine::query`] needs. Evaluation recurses (bounded by the
@@ -50,6 +53,7 @@ pub struct EngineShared {
     pub(crate) ids: ids::IdGen,
     pub(crate) cursor_key: set::cursor::CursorKey,
     pub(crate) builder: index::build::Builder,
+    reclaimer: reclaim::Reclaimer,
 }
 
 pub struct Engine {
@@ -78,6 +82,7 @@ impl Engine {
             ids,
             cursor_key,
             builder: index::build::Builder::start(weak.clone()),
+            reclaimer: reclaim::Reclaimer::start(weak.clone()),
         });
         index::build::resume_pending(&shared, DbId::ROOT)?;
         Ok(Engine { shared })
@@ -87,10 +92,7 @@ impl Engine {
     /// checked.
     pub fn authenticate(&self, secret: &str) -> Result<Scope, Unauthorized> {
         if self.shared.config.root_secret.verify(secret) {
-            Ok(Scope {
-                db: DbId::ROOT,
-                role: Role::Admin,
-            })
+            Ok(Scope::admin(DbId::ROOT))
         } else {
             Err(Unauthorized)
         }
@@ -101,8 +103,25 @@ impl Engine {
         runner::run(&self.shared, scope, request)
     }
 
+    /// Runs one reclamation pass now (the reclaimer also runs every minute by itself):
+    /// drops versions past retention, expired documents, and deleted collections' data.
+    pub fn reclaim_now(&self) -> Result<reclaim::ReclaimStats, KvError> {
+        reclaim::pass(&self.shared, DbId::ROOT, reclaim::MIN_RETENTION)
+    }
+
+    /// [`Engine::reclaim_now`] with a shorter minimum retention than [`MIN_RETENTION`]:
+    /// for tests and benchmarks only (it can reclaim versions a cursor still needs).
+    #[doc(hidden)]
+    pub fn reclaim_now_with_min_retention(
+        &self,
+        min_retention: std::time::Duration,
+    ) -> Result<reclaim::ReclaimStats, KvError> {
+        reclaim::pass(&self.shared, DbId::ROOT, min_retention)
+    }
+
     /// Flushes and closes the store.
     pub fn close(&self) -> Result<(), KvError> {
+        self.shared.reclaimer.stop();
         self.shared.builder.stop();
         self.shared.kv.close()
     }

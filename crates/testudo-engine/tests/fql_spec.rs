@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use testudo_auth::SecretHash;
-use testudo_engine::{Engine, EngineConfig, Fragment, QueryRequest, Role, Scope};
+use testudo_engine::{Engine, EngineConfig, Fragment, QueryRequest, Scope};
 use testudo_model::DbId;
 use testudo_model::json::{Format, encode};
 use testudo_storage::LocalKv;
@@ -147,10 +147,7 @@ fn run_file(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).expect("readable test file");
     let records = parse_file(&text);
     let engine = engine();
-    let scope = Scope {
-        db: DbId::ROOT,
-        role: Role::Admin,
-    };
+    let scope = Scope::admin(DbId::ROOT);
     let bless = std::env::var_os("TESTUDO_BLESS").is_some();
     let mut failures = Vec::new();
     let mut blessed: Vec<(usize, String)> = Vec::new();

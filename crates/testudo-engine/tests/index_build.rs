@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use testudo_auth::SecretHash;
-use testudo_engine::{Engine, EngineConfig, Fragment, QueryRequest, QueryResponse, Role, Scope};
+use testudo_engine::{Engine, EngineConfig, Fragment, QueryRequest, QueryResponse, Scope};
 use testudo_model::DbId;
 use testudo_model::json::{Format, encode};
 use testudo_storage::LocalKv;
@@ -25,13 +25,7 @@ fn run(engine: &Engine, fql: &str) -> QueryResponse {
         max_contention_retries: 5,
         last_txn_ts: None,
     };
-    engine.query(
-        &Scope {
-            db: DbId::ROOT,
-            role: Role::Admin,
-        },
-        request,
-    )
+    engine.query(&Scope::admin(DbId::ROOT), request)
 }
 
 fn ok(engine: &Engine, fql: &str) -> String {

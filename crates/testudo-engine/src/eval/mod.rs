@@ -75,6 +75,9 @@ pub struct Interp<'e> {
     pub touched_schema: HashMap<u64, ()>,
     /// Collections whose new indexes must be built in the background once this commits.
     pub pending_builds: Vec<testudo_model::CollId>,
+    /// Whether this query changed anything a cached authentication depends on (keys,
+    /// tokens, databases): the engine then drops its verified-secret cache after commit.
+    pub auth_changed: bool,
     /// Whether this query wrote the schema marker.
     pub schema_bumped: bool,
     /// Collections whose documents this query wrote.
@@ -111,6 +114,7 @@ impl<'e> Interp<'e> {
             touched_schema: HashMap::new(),
             touched_docs: HashMap::new(),
             schema_bumped: false,
+            auth_changed: false,
             pending_builds: Vec::new(),
         }
     }

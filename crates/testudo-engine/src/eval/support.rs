@@ -94,6 +94,18 @@ impl Interp<'_> {
             .map(|def| Value::Func(Rc::new(super::Func::Udf(def.clone()))))
     }
 
+    /// Refuses a destructive schema change in a protected database.
+    pub fn refuse_if_protected(&mut self, what: &str) -> R<()> {
+        let db = self.db();
+        if crate::tenancy::inherited_flag(&mut self.txn, db, "protected", false)? {
+            return fail(
+                ErrorCode::ConstraintFailure,
+                format!("Cannot {what} in a protected database."),
+            );
+        }
+        Ok(())
+    }
+
     /// Marks the database's schema as changed by this transaction.
     pub fn bump_schema(&mut self) {
         self.schema_bumped = true;

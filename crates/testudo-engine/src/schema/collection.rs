@@ -406,6 +406,16 @@ pub fn prepare_indexes(
             }
         }
     }
+    // Entries of indexes the new definition no longer has are garbage.
+    for gone in before
+        .maintained()
+        .filter(|b| !after.maintained().any(|a| a.id == b.id))
+    {
+        it.txn.put(
+            crate::keys::garbage_marker(it.db(), coll, Some(gone.id)),
+            Vec::new(),
+        );
+    }
     // Record each index's state in the stored definition.
     if let Some(Data::Object(indexes)) = new.get_mut("indexes") {
         for (name, spec) in indexes.iter_mut() {

@@ -12,6 +12,7 @@
 //! schema older than the marker the query's snapshot sees.
 
 pub mod collection;
+pub mod database;
 pub mod fields;
 pub mod function;
 
@@ -101,6 +102,11 @@ impl Schema {
 
     pub fn collection_by_id(&self, id: CollId) -> Option<&Arc<CollectionDef>> {
         self.by_id.get(&id).and_then(|&i| self.collections.get(i))
+    }
+
+    /// Every user collection.
+    pub fn collections(&self) -> impl Iterator<Item = &Arc<CollectionDef>> {
+        self.collections.iter()
     }
 
     /// A user function by name or alias.

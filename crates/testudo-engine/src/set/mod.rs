@@ -353,6 +353,9 @@ impl DocScan {
         };
         let range = keys::doc_range(it.db(), self.coll, Some(from), self.to);
         let at = self.at.or(it.read_at).filter(|t| *t < it.now());
+        if let Some(t) = at {
+            it.check_history(self.coll, t)?;
+        }
         let page = it.txn.scan(&range, ScanOrder::Ascending, self.batch, at)?;
         self.batch = (self.batch * 4).min(1024);
         for (key, read) in page.entries {
@@ -471,6 +474,9 @@ impl IndexScan {
             }
         }
         let at = self.at.or(it.read_at).filter(|t| *t < it.now());
+        if let Some(t) = at {
+            it.check_history(self.coll, t)?;
+        }
         let page = it.txn.scan(&range, ScanOrder::Ascending, self.batch, at)?;
         self.batch = (self.batch * 4).min(1024);
         for (key, _) in page.entries {

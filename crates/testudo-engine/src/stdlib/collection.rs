@@ -369,8 +369,20 @@ pub fn write_definition(it: &mut Interp<'_>, r: DocRef, patch: &Object, replace:
 /// Deletes a collection: its definition goes, and its documents become unreachable at once
 /// (their space is reclaimed later).
 pub fn delete_definition(it: &mut Interp<'_>, r: DocRef) -> R<Value> {
+    it.refuse_if_protected(if r.coll == COLLECTION {
+        "delete a collection"
+    } else {
+        "delete a function"
+    })?;
     it.require_doc(r)?;
     it.delete_doc_version(r)?;
+    if r.coll == COLLECTION {
+        // The documents and indexes stay where they are until the reclaimer removes them.
+        it.txn.put(
+            crate::keys::garbage_marker(it.db(), CollId(r.id.0), None),
+            Vec::new(),
+        );
+    }
     it.bump_schema();
     Ok(Value::Doc(r))
 }

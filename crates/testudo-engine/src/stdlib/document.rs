@@ -8,7 +8,7 @@ use crate::api::ErrorCode;
 use crate::authz::Action;
 use crate::docs::{fields_to_data, merge_patch, object_to_data};
 use crate::eval::{DocRef, Interp, R, Value, err};
-use crate::schema::{COLLECTION, FUNCTION};
+use crate::schema::{COLLECTION, DATABASE, FUNCTION};
 
 pub fn method(name: &str) -> Option<MethodDef> {
     Some(match name {
@@ -31,6 +31,9 @@ pub fn method(name: &str) -> Option<MethodDef> {
             let r = recv(r)?;
             if r.coll == COLLECTION || r.coll == FUNCTION {
                 return delete_definition(it, r);
+            }
+            if r.coll == DATABASE {
+                return super::database::delete_database(it, r);
             }
             it.check_writable("delete")?;
             it.require_doc(r)?;
@@ -61,6 +64,9 @@ fn write(it: &mut Interp<'_>, r: DocRef, input: &Value, replace: bool, as_data: 
     }
     if r.coll == FUNCTION {
         return super::function::write_definition(it, r, &patch, replace);
+    }
+    if r.coll == DATABASE {
+        return super::database::write_definition(it, r, &patch, replace);
     }
     it.check_writable(verb)?;
     let current = it.require_doc(r)?;

@@ -7,6 +7,7 @@ pub mod args;
 pub mod array;
 pub mod bytes;
 pub mod collection;
+pub mod database;
 pub mod document;
 pub mod function;
 pub mod global;
@@ -92,6 +93,7 @@ fn module_method(m: &Module, name: &str) -> Option<MethodDef> {
             "Query" => query::method(name),
             "Collection" => collection::collection_module_method(name),
             "Function" => function::function_module_method(name),
+            "Database" => database::database_module_method(name),
             _ => None,
         }
         .or_else(|| (name == "toString").then_some(def("toString", exactly(0), module_to_string))),

@@ -1,22 +1,31 @@
 //! `Query`: facts about the running query (`identity`, `token`, `isEnvTypechecked`,
 //! `isEnvProtected`).
 //!
-//! Keys carry no identity and there are no tokens yet, so `identity()` and `token()` are
-//! null; databases are never typechecked or protected here. **Invariants:** nothing here
-//! reads documents; `isEnvProtected()` answers only admin secrets (others get
-//! `permission_denied`, as in Fauna).
+//! `identity()` and `token()` describe a token secret (null for keys and the root secret);
+//! `isEnvProtected()` reads the database's inherited `protected` flag. Databases here are
+//! never typechecked. **Invariants:** `isEnvProtected()` answers only admin secrets (others
+//! get `permission_denied`, as in Fauna).
 
 use super::{MethodDef, def, exactly};
 use crate::api::{ErrorCode, Role};
-use crate::eval::{NullCause, Value, fail};
+use crate::eval::{DocRef, NullCause, Value, fail};
 
 pub fn method(name: &str) -> Option<MethodDef> {
     Some(match name {
-        "identity" => def("identity", exactly(0), |_, _, _| {
-            Ok(Value::Null(NullCause::NoSuchElement("missing identity")))
+        "identity" => def("identity", exactly(0), |it, _, _| {
+            Ok(match it.scope.identity {
+                Some((coll, id)) => Value::Doc(DocRef { coll, id }),
+                None => Value::Null(NullCause::NoSuchElement("missing identity")),
+            })
         }),
-        "token" => def("token", exactly(0), |_, _, _| {
-            Ok(Value::Null(NullCause::NoSuchElement("no token")))
+        "token" => def("token", exactly(0), |it, _, _| {
+            Ok(match it.scope.token {
+                Some(id) => Value::Doc(DocRef {
+                    coll: crate::schema::TOKEN,
+                    id,
+                }),
+                None => Value::Null(NullCause::NoSuchElement("no token")),
+            })
         }),
         "isEnvTypechecked" => def("isEnvTypechecked", exactly(0), |_, _, _| {
             Ok(Value::Bool(false))
@@ -28,7 +37,13 @@ pub fn method(name: &str) -> Option<MethodDef> {
                     "Insufficient privileges to perform the action.",
                 );
             }
-            Ok(Value::Bool(false))
+            let db = it.db();
+            Ok(Value::Bool(crate::tenancy::inherited_flag(
+                &mut it.txn,
+                db,
+                "protected",
+                false,
+            )?))
         }),
         _ => return None,
     })
