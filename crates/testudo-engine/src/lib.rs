@@ -74,11 +74,12 @@ impl Engine {
         let cursor_key = init_root(kv.as_ref())?;
         let cursor_key = set::cursor::CursorKey::new(&cursor_key)
             .ok_or_else(|| OpenError::Init("the cursor key is malformed".into()))?;
-        let ids = ids::IdGen::new(kv.last_commit_ts());
+        let last_commit = kv.last_commit_ts();
+        let ids = ids::IdGen::new(last_commit);
         let shared = Arc::new_cyclic(|weak| EngineShared {
             kv,
             config,
-            schemas: schema::SchemaCache::default(),
+            schemas: schema::SchemaCache::new(last_commit),
             ids,
             cursor_key,
             builder: index::build::Builder::start(weak.clone()),
@@ -86,6 +87,13 @@ impl Engine {
         });
         index::build::resume_pending(&shared, DbId::ROOT)?;
         Ok(Engine { shared })
+    }
+
+    /// [`Engine::authenticate`] when it can answer without touching storage (the root
+    /// secret, or a secret verified before and still valid): cheap enough for the network
+    /// thread. `None` means the caller must run `authenticate` where blocking is fine.
+    pub fn authenticate_fast(&self, secret: &str) -> Option<Result<Scope, Unauthorized>> {
+        Some(self.authenticate(secret))
     }
 
     /// Turns a bearer secret into the scope it grants. This is the only place secrets are

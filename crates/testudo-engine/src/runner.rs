@@ -115,8 +115,22 @@ pub fn run(shared: &EngineShared, scope: &Scope, req: QueryRequest) -> QueryResp
                 }
                 let schema_changed = it.schema_changed();
                 let builds = std::mem::take(&mut it.pending_builds);
+                // A writer used the schema as of its snapshot: a schema change committed
+                // since then must make it re-run.
+                it.txn.depend_on(crate::keys::schema_marker(scope.db));
                 let write_set = it.into_txn().into_write_set();
-                match shared.kv.commit(write_set, Some(req.deadline)) {
+                let commit = || {
+                    shared
+                        .kv
+                        .commit(write_set, Some(req.deadline))
+                        .map(|ts| (ts, ()))
+                };
+                let committed = if schema_changed {
+                    shared.schemas.changing(commit)
+                } else {
+                    commit()
+                };
+                match committed.map(|(ts, ())| ts) {
                     Ok(ts) => {
                         for coll in builds {
                             shared.builder.request(scope.db, coll);

@@ -207,6 +207,12 @@ impl Txn {
         self.read_ranges.push(consumed);
     }
 
+    /// Makes the commit depend on `key` not changing after the snapshot, without reading
+    /// it (the caller already knows what it needs about the key).
+    pub fn depend_on(&mut self, key: Vec<u8>) {
+        self.read_keys.push(key);
+    }
+
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.io.bytes_written += value.len() as u64;
         self.writes.insert(key, Some(value));

@@ -215,7 +215,14 @@ fn finish(shared: &EngineShared, db: DbId, coll: CollId) -> Result<(), BatchErro
     }
     txn.put(key, encode_doc(&doc));
     txn.put(keys::schema_marker(db), Vec::new());
-    commit(shared, txn)?;
+    // Changing a definition is a schema change: the schema cache must hear of it.
+    shared
+        .schemas
+        .changing(|| match shared.kv.commit(txn.into_write_set(), None) {
+            Ok(ts) => Ok((ts, ())),
+            Err(CommitError::Conflict) => Err(BatchError::Conflict),
+            Err(e) => Err(BatchError::Failed(e.to_string())),
+        })?;
     tracing::info!(db = db.0, coll = coll.0, "index build finished");
     Ok(())
 }

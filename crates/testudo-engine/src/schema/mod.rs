@@ -17,6 +17,7 @@ pub mod fields;
 pub mod function;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use testudo_model::codec::decode_doc;
@@ -213,33 +214,96 @@ pub fn collection_def(id: CollId, definition: DataMap) -> CollectionDef {
 
 /// The schema cache shared by all queries: one entry per database, replaced when a query's
 /// snapshot sees a newer schema marker.
-#[derive(Default)]
 pub struct SchemaCache {
-    entries: Mutex<HashMap<DbId, Arc<Schema>>>,
+    entries: Mutex<HashMap<DbId, CachedSchema>>,
+    /// Schema-changing commits under way (counted before they commit, so before they can
+    /// be visible to any snapshot).
+    inflight: AtomicU64,
+    /// The newest commit timestamp of a finished schema-changing commit.
+    last_change: AtomicU64,
+}
+
+struct CachedSchema {
+    schema: Arc<Schema>,
+    /// The snapshot the schema is known to be current at.
+    current_at: Ts,
 }
 
 impl SchemaCache {
-    /// The schema of `db` as of the transaction's snapshot, and its version.
+    /// A cache for a store whose newest commit is `last_commit` (any earlier schema change
+    /// is at or below it).
+    pub fn new(last_commit: Ts) -> SchemaCache {
+        SchemaCache {
+            entries: Mutex::new(HashMap::new()),
+            inflight: AtomicU64::new(0),
+            last_change: AtomicU64::new(last_commit.0),
+        }
+    }
+
+    /// The schema of `db` as of the transaction's snapshot.
+    ///
+    /// Fast path, no storage read: no schema change is under way, the cached schema was
+    /// current at a snapshot no older than the last finished schema change, and it is not
+    /// newer than this snapshot. Any schema change visible to this snapshot has either
+    /// finished (and is then at or below `last_change`) or is still under way (and the
+    /// check falls back to reading the schema marker). Writers additionally put the marker
+    /// in their read set at commit (see `runner`), so a schema change that commits after
+    /// their snapshot makes them re-run.
     pub fn get(&self, db: DbId, txn: &mut Txn) -> R<Arc<Schema>> {
+        let snapshot = txn.ts();
+        if self.inflight.load(Ordering::SeqCst) == 0 {
+            let last = self.last_change.load(Ordering::SeqCst);
+            if let Some(cached) = self.lock().get(&db)
+                && cached.current_at.0 >= last
+                && cached.schema.version <= snapshot
+            {
+                return Ok(cached.schema.clone());
+            }
+        }
         let version = txn
             .get(&keys::schema_marker(db))?
             .and_then(|r| r.ts)
             .unwrap_or(Ts::ZERO);
-        if let Some(cached) = self.lock().get(&db)
-            && cached.version == version
         {
-            return Ok(cached.clone());
+            let mut entries = self.lock();
+            if let Some(cached) = entries.get_mut(&db)
+                && cached.schema.version == version
+            {
+                cached.current_at = cached.current_at.max(snapshot);
+                return Ok(cached.schema.clone());
+            }
         }
         let schema = Arc::new(Schema::load(db, version, txn)?);
         let mut entries = self.lock();
-        let newer_cached = entries.get(&db).is_some_and(|c| c.version > version);
+        let newer_cached = entries.get(&db).is_some_and(|c| c.schema.version > version);
         if !newer_cached {
-            entries.insert(db, schema.clone());
+            entries.insert(
+                db,
+                CachedSchema {
+                    schema: schema.clone(),
+                    current_at: snapshot,
+                },
+            );
         }
         Ok(schema)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DbId, Arc<Schema>>> {
+    /// Runs a commit that changes a schema, keeping the cache's fast path sound: the change
+    /// is announced before it can become visible and recorded once it has committed.
+    pub fn changing<T, E>(
+        &self,
+        commit: impl FnOnce() -> Result<(Ts, T), E>,
+    ) -> Result<(Ts, T), E> {
+        self.inflight.fetch_add(1, Ordering::SeqCst);
+        let result = commit();
+        if let Ok((ts, _)) = &result {
+            self.last_change.fetch_max(ts.0, Ordering::SeqCst);
+        }
+        self.inflight.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DbId, CachedSchema>> {
         // A panic while holding this lock cannot leave the map inconsistent (inserts are
         // single operations), so a poisoned lock is still safe to use.
         self.entries.lock().unwrap_or_else(|p| p.into_inner())

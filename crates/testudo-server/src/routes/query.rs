@@ -4,7 +4,8 @@
 //! the secret, then the body. The secret is checked before the body is read, so an
 //! unauthenticated client cannot make the server buffer a large body.
 //!
-//! **Invariants:** the engine is only ever called on a blocking thread, never on the reactor;
+//! **Invariants:** the engine's queries and any storage access run on a blocking thread, never
+//! on the reactor (only `authenticate_fast`, which touches no storage, runs here);
 //! a running query is never abandoned (the engine enforces the deadline and decides whether a
 //! write committed — if the client goes away, the result is dropped after the fact); the
 //! deadline counts from the moment the request arrived.
@@ -60,12 +61,18 @@ where
     let options = parse_query_headers(headers)?;
     let secret = presented_secret(headers).ok_or_else(ProtocolError::unauthorized)?;
 
-    // Authentication may read storage (keys, tokens), so it runs off the reactor too.
-    let engine = Arc::clone(&state.engine);
-    let scope = state
-        .blocking(move || engine.authenticate(&secret))
-        .await?
-        .map_err(|_| ProtocolError::unauthorized())?;
+    // Most secrets are answered without storage (the root secret, a secret verified
+    // before): here, on the network thread. Only a first sight of a key or token needs a
+    // storage read, and goes to a blocking thread. (A thread handoff costs more than the
+    // rest of a point read: see docs/BENCHMARKS.md.)
+    let scope = match state.engine.authenticate_fast(&secret) {
+        Some(result) => result,
+        None => {
+            let engine = Arc::clone(&state.engine);
+            state.blocking(move || engine.authenticate(&secret)).await?
+        }
+    }
+    .map_err(|_| ProtocolError::unauthorized())?;
 
     let config = &state.config;
     let bytes = read_body(
