@@ -1,9 +1,26 @@
-//! Authentication primitives that need no database: generating secrets, hashing them for
-//! storage, and checking a presented secret against a stored hash.
+//! Authentication primitives that need no database: issued key and token secrets, scoped
+//! secrets, password hashing and policy, TOTP, login throttling, and the security events
+//! authentication reports. The engine builds databases, keys, tokens and credentials on
+//! these; nothing here reads or writes storage.
 //!
-//! **Invariants:** a plain secret is never stored and never formatted by `Debug`; comparisons
-//! of secret material take the same time whatever the input.
+//! **Invariants:** a plain secret or password is never stored, logged or formatted by
+//! `Debug`; comparisons of secret material take the same time whatever the input; no input
+//! a client controls can make these functions panic.
 
+pub mod events;
+pub mod password;
+pub mod scope;
 pub mod secret;
+pub mod throttle;
+pub mod totp;
 
-pub use secret::{SecretHash, generate_secret};
+pub use events::{AuthEvent, EventSink, MemorySink, TracingSink};
+pub use password::{
+    PasswordError, PasswordPolicy, PolicyViolation, hash_password, verify_password,
+};
+pub use scope::{BaseRole, ScopeError, ScopeRequest, ScopeRole, may_request, parse_bearer};
+pub use secret::{
+    Issued, ParsedSecret, Pepper, RandomUnavailable, SecretHash, SecretKind, generate_secret,
+};
+pub use throttle::{LoginThrottle, ThrottleConfig, ThrottleKey, Throttled};
+pub use totp::TotpSecret;
