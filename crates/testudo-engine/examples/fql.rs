@@ -32,6 +32,7 @@ fn main() {
             timeout: Duration::from_secs(30),
             max_contention_retries: 3,
             last_txn_ts: None,
+            client: None,
         };
         let response = engine.query(&scope, request);
         println!("> {query}");

@@ -36,6 +36,9 @@ pub struct QueryRequest {
     pub max_contention_retries: u32,
     /// `X-Last-Txn-Ts`: the client has seen this timestamp.
     pub last_txn_ts: Option<Ts>,
+    /// The client's network address (login throttling and audit; never trusted for
+    /// authorization).
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// Who is asking: the result of authenticating a secret. Every query runs inside exactly one
@@ -186,6 +189,9 @@ pub enum ErrorCode {
     LimitExceeded,
     /// A fault inside the server (storage failure); never caused by the query's text.
     Internal,
+    /// The secret stopped being valid between authentication and the query (its token's
+    /// identity document was deleted): answered like any unauthenticated request.
+    Unauthorized,
 }
 
 impl ErrorCode {
@@ -232,6 +238,7 @@ impl ErrorCode {
             ErrorCode::ContendedTransaction => "contended_transaction",
             ErrorCode::LimitExceeded => "limit_exceeded",
             ErrorCode::Internal => "internal_error",
+            ErrorCode::Unauthorized => "unauthorized",
         }
     }
 }

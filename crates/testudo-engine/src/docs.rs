@@ -333,6 +333,9 @@ impl Interp<'_> {
             );
         }
         self.maintain_indexes(r, old.as_ref(), Some(&stored.fields))?;
+        if action != Action::Create && affects_authentication(r.coll) {
+            self.auth_changed = true;
+        }
         self.txn.put(keys::doc(self.db(), r.coll, r.id), bytes);
         self.doc_writes += 1;
         let live = live_doc(stored, None);
@@ -349,6 +352,10 @@ impl Interp<'_> {
         self.guard_doc_and_schema_write(r)?;
         let old = self.stored_fields(r)?;
         self.maintain_indexes(r, old.as_ref(), None)?;
+        if affects_authentication(r.coll) {
+            self.auth_changed = true;
+            self.report_access_deleted(r);
+        }
         self.txn.delete(keys::doc(self.db(), r.coll, r.id));
         self.doc_writes += 1;
         self.cache_current(r, DocState::Missing(Missing::Deleted));
@@ -466,6 +473,38 @@ impl Interp<'_> {
             Some(c) => self.touched_docs.insert(c, ()),
         };
         Ok(())
+    }
+
+    /// Adds a field to this query's copy of a document just written, and only to it: how a
+    /// new key's or token's secret appears once, in the creating query's result.
+    pub fn show_once(&mut self, r: DocRef, field: &str, value: Value) {
+        if let Some(DocState::Live(doc)) = self.docs.entries.get(&(r, None)) {
+            let mut fields = (*doc.fields).clone();
+            fields.insert(field.to_string(), value);
+            let shown = LiveDoc {
+                ts: doc.ts,
+                fields: Rc::new(fields.seal()),
+                ttl: doc.ttl,
+            };
+            self.docs
+                .entries
+                .insert((r, None), DocState::Live(Rc::new(shown)));
+        }
+    }
+
+    fn report_access_deleted(&self, r: DocRef) {
+        let event = match r.coll {
+            schema::KEY => testudo_auth::AuthEvent::KeyDeleted {
+                db: self.db().0,
+                key_id: r.id.0,
+            },
+            schema::TOKEN => testudo_auth::AuthEvent::TokenDeleted {
+                db: self.db().0,
+                token_id: r.id.0,
+            },
+            _ => return,
+        };
+        self.shared.events.emit(event);
     }
 
     /// A fresh document id (also used for collection ids).
@@ -598,4 +637,13 @@ pub fn merge_patch(target: &mut DataMap, patch: &Object) -> R<()> {
 /// Converts a live document's fields back to stored form (for updates).
 pub fn fields_to_data(doc: &LiveDoc) -> R<DataMap> {
     object_to_data(&doc.fields, 1)
+}
+
+/// Writes to these collections change what a secret may do: cached authentications must be
+/// verified again after such a commit.
+fn affects_authentication(coll: CollId) -> bool {
+    matches!(
+        coll,
+        schema::KEY | schema::TOKEN | schema::CREDENTIAL | schema::DATABASE
+    )
 }

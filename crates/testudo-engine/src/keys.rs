@@ -23,6 +23,25 @@ use testudo_storage::KeyRange;
 const SPACE_META: u8 = 0x00;
 const SPACE_DOC: u8 = 0x01;
 const SPACE_INDEX: u8 = 0x02;
+const SPACE_AUTH: u8 = 0x03;
+
+/// Kinds of secret material in the auth space.
+pub const AUTH_KEY: u8 = 1;
+pub const AUTH_TOKEN: u8 = 2;
+pub const AUTH_PASSWORD: u8 = 3;
+pub const AUTH_TOTP: u8 = 4;
+
+/// Where the secret material of a key, token or credential is kept: outside every
+/// collection, so no query can ever read it.
+pub fn auth_secret(db: DbId, kind: u8, id: DocId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(18);
+    k.extend_from_slice(&db.0.to_be_bytes());
+    k.push(SPACE_AUTH);
+    k.push(kind);
+    k.extend_from_slice(&id.0.to_be_bytes());
+    k
+}
+
 /// The registry entry of a child database: its value is the parent's id.
 pub fn db_parent(child: DbId) -> Vec<u8> {
     let mut name = b"db:".to_vec();
@@ -189,6 +208,12 @@ pub fn garbage_ranges(db: DbId, marker: &[u8]) -> Vec<KeyRange> {
 pub fn doc_id_of(key: &[u8]) -> Option<DocId> {
     let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
     Some(DocId(u64::from_be_bytes(tail)))
+}
+
+/// The server's key for hashing key and token secrets (a pepper: verifiers are useless
+/// without it).
+pub fn pepper_key() -> Vec<u8> {
+    meta(DbId::ROOT, b"pepper")
 }
 
 #[cfg(test)]

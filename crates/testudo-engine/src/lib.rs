@@ -6,6 +6,7 @@
 //! storage engine, only the `Kv` trait.
 
 pub mod api;
+mod auth;
 mod authz;
 mod docs;
 mod eval;
@@ -54,6 +55,11 @@ pub struct EngineShared {
     pub(crate) cursor_key: set::cursor::CursorKey,
     pub(crate) builder: index::build::Builder,
     reclaimer: reclaim::Reclaimer,
+    /// The key that makes key and token verifiers useless without this server.
+    pub(crate) pepper: testudo_auth::Pepper,
+    pub(crate) auth: auth::AuthCache,
+    pub(crate) throttle: testudo_auth::LoginThrottle,
+    pub(crate) events: Arc<dyn testudo_auth::EventSink>,
 }
 
 pub struct Engine {
@@ -71,8 +77,8 @@ pub enum OpenError {
 impl Engine {
     /// Opens the engine on a store, initializing a new store's root database.
     pub fn open(kv: Arc<dyn Kv>, config: EngineConfig) -> Result<Engine, OpenError> {
-        let cursor_key = init_root(kv.as_ref())?;
-        let cursor_key = set::cursor::CursorKey::new(&cursor_key)
+        let secrets = init_root(kv.as_ref())?;
+        let cursor_key = set::cursor::CursorKey::new(&secrets.cursor_key)
             .ok_or_else(|| OpenError::Init("the cursor key is malformed".into()))?;
         let last_commit = kv.last_commit_ts();
         let ids = ids::IdGen::new(last_commit);
@@ -84,6 +90,10 @@ impl Engine {
             cursor_key,
             builder: index::build::Builder::start(weak.clone()),
             reclaimer: reclaim::Reclaimer::start(weak.clone()),
+            pepper: testudo_auth::Pepper::from_bytes(secrets.pepper),
+            auth: auth::AuthCache::default(),
+            throttle: testudo_auth::LoginThrottle::new(testudo_auth::ThrottleConfig::default()),
+            events: Arc::new(testudo_auth::TracingSink),
         });
         index::build::resume_pending(&shared, DbId::ROOT)?;
         Ok(Engine { shared })
@@ -93,17 +103,13 @@ impl Engine {
     /// secret, or a secret verified before and still valid): cheap enough for the network
     /// thread. `None` means the caller must run `authenticate` where blocking is fine.
     pub fn authenticate_fast(&self, secret: &str) -> Option<Result<Scope, Unauthorized>> {
-        Some(self.authenticate(secret))
+        auth::authenticate_fast(&self.shared, secret)
     }
 
     /// Turns a bearer secret into the scope it grants. This is the only place secrets are
     /// checked.
     pub fn authenticate(&self, secret: &str) -> Result<Scope, Unauthorized> {
-        if self.shared.config.root_secret.verify(secret) {
-            Ok(Scope::admin(DbId::ROOT))
-        } else {
-            Err(Unauthorized)
-        }
+        auth::authenticate(&self.shared, secret)
     }
 
     /// Runs one query as one transaction. Blocking: call it from a blocking thread.
@@ -135,37 +141,51 @@ impl Engine {
     }
 }
 
-/// Creates the root database's schema marker and the cursor sealing key on first open, and
-/// returns the cursor key.
-fn init_root(kv: &dyn Kv) -> Result<[u8; 32], OpenError> {
+/// Secrets the root database keeps for the whole server, created on first open.
+struct RootSecrets {
+    cursor_key: [u8; 32],
+    pepper: [u8; 32],
+}
+
+/// Creates the root database's schema marker, the cursor sealing key and the secret
+/// pepper on first open (and whichever of them an older store lacks), and returns the keys.
+fn init_root(kv: &dyn Kv) -> Result<RootSecrets, OpenError> {
     let mut txn = txn::Txn::begin(kv)?;
+    let mut writes = Vec::new();
+    let mut read_keys = Vec::new();
     let marker = keys::schema_marker(DbId::ROOT);
-    let existing_key = txn.get(&keys::cursor_key())?.and_then(|r| r.value);
-    let has_marker = txn.get(&marker)?.is_some_and(|r| r.value.is_some());
-    if let Some(bytes) = existing_key {
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| OpenError::Init("the stored cursor key is malformed".into()))?;
-        if has_marker {
-            return Ok(key);
+    if txn.get(&marker)?.is_none_or(|r| r.value.is_none()) {
+        writes.push((marker.clone(), Some(Vec::new())));
+    }
+    read_keys.push(marker);
+    let mut secret = |key: Vec<u8>, what: &str| -> Result<[u8; 32], OpenError> {
+        read_keys.push(key.clone());
+        if let Some(bytes) = txn.get(&key)?.and_then(|r| r.value) {
+            return bytes
+                .try_into()
+                .map_err(|_| OpenError::Init(format!("the stored {what} is malformed")));
+        }
+        let mut fresh = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut fresh)
+            .map_err(|_| OpenError::Init("random number generator failed".into()))?;
+        writes.push((key, Some(fresh.to_vec())));
+        Ok(fresh)
+    };
+    let cursor_key = secret(keys::cursor_key(), "cursor key")?;
+    let pepper = secret(keys::pepper_key(), "secret pepper")?;
+    if !writes.is_empty() {
+        let write_set = WriteSet {
+            snapshot_ts: txn.ts(),
+            read_keys,
+            read_ranges: Vec::new(),
+            writes,
+        };
+        match kv.commit(write_set, None) {
+            Ok(_) => {}
+            Err(CommitError::Kv(e)) => return Err(e.into()),
+            Err(e) => return Err(OpenError::Init(e.to_string())),
         }
     }
-    let mut key = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut key)
-        .map_err(|_| OpenError::Init("random number generator failed".into()))?;
-    let write_set = WriteSet {
-        snapshot_ts: txn.ts(),
-        read_keys: vec![marker.clone(), keys::cursor_key()],
-        read_ranges: Vec::new(),
-        writes: vec![
-            (marker, Some(Vec::new())),
-            (keys::cursor_key(), Some(key.to_vec())),
-        ],
-    };
-    match kv.commit(write_set, None) {
-        Ok(_) => Ok(key),
-        Err(CommitError::Kv(e)) => Err(e.into()),
-        Err(e) => Err(OpenError::Init(e.to_string())),
-    }
+    Ok(RootSecrets { cursor_key, pepper })
 }

@@ -85,6 +85,7 @@ pub fn run(shared: &EngineShared, scope: &Scope, req: QueryRequest) -> QueryResp
             source.clone(),
             req.deadline,
         );
+        it.client = req.client;
         let outcome = evaluate(&mut it, scope, &query, &placeholders, &req.arguments);
         stats.contention_retries = retries;
         let snapshot_ts = it.txn.ts();
@@ -114,6 +115,7 @@ pub fn run(shared: &EngineShared, scope: &Scope, req: QueryRequest) -> QueryResp
                     };
                 }
                 let schema_changed = it.schema_changed();
+                let auth_changed = it.auth_changed;
                 let builds = std::mem::take(&mut it.pending_builds);
                 // A writer used the schema as of its snapshot: a schema change committed
                 // since then must make it re-run.
@@ -132,6 +134,10 @@ pub fn run(shared: &EngineShared, scope: &Scope, req: QueryRequest) -> QueryResp
                 };
                 match committed.map(|(ts, ())| ts) {
                     Ok(ts) => {
+                        if auth_changed {
+                            // Before answering: the next request already sees the change.
+                            shared.auth.invalidate();
+                        }
                         for coll in builds {
                             shared.builder.request(scope.db, coll);
                         }
@@ -206,6 +212,24 @@ fn evaluate(
     arguments: &[(String, Input)],
 ) -> Result<Output, Box<EvalError>> {
     it.schema = it.shared.schemas.get(scope.db, &mut it.txn)?;
+    if let Some((coll, id)) = scope.identity {
+        // Authentication is cached; whether the identity still exists is checked in every
+        // query's own snapshot (deleting the identity document ends its tokens at once).
+        let key = crate::keys::doc(scope.db, coll, id);
+        let live = it
+            .txn
+            .get(&key)?
+            .and_then(|r| r.value)
+            .map(|b| testudo_model::codec::decode_doc(&b))
+            .transpose()?;
+        let expired = live
+            .as_ref()
+            .and_then(|d| d.ttl)
+            .is_some_and(|t| t <= it.now().to_time());
+        if live.is_none() || expired {
+            return Err(err(ErrorCode::Unauthorized, "Access token required"));
+        }
+    }
     let mut env = Env::default();
     for (name, value) in arguments {
         let v = bind_input(it, value).map_err(|m| {

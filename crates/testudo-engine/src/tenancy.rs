@@ -12,7 +12,7 @@ use testudo_model::{Data, DataMap, DbId, DocId};
 use testudo_storage::KvError;
 
 use crate::keys;
-use crate::schema::DATABASE;
+use crate::schema::{self, DATABASE};
 use crate::txn::Txn;
 
 /// Databases nest at most this deep (the root is depth 0).
@@ -100,4 +100,32 @@ pub fn registry(txn: &mut Txn) -> Result<Vec<(DbId, DbId)>, KvError> {
         out.push((child, DbId(u64::from_be_bytes(parent))));
     }
     Ok(out)
+}
+
+/// Does `db` exist, with every ancestor?
+pub fn alive(txn: &mut Txn, db: DbId) -> Result<bool, KvError> {
+    let mut cur = db;
+    for _ in 0..=MAX_DEPTH {
+        if cur == DbId::ROOT {
+            return Ok(true);
+        }
+        let Some(parent) = parent_of(txn, cur)? else {
+            return Ok(false);
+        };
+        if database_doc(txn, parent, cur)?.is_none() {
+            return Ok(false);
+        }
+        cur = parent;
+    }
+    Ok(false)
+}
+
+/// The child of `parent` named `name`.
+pub fn child_named(txn: &mut Txn, parent: DbId, name: &str) -> Result<Option<DbId>, KvError> {
+    let docs =
+        schema::read_all(parent, DATABASE, txn).map_err(|e| KvError::Io(e.message.clone()))?;
+    Ok(docs
+        .into_iter()
+        .find(|(_, fields)| fields.get("name") == Some(&Data::String(name.to_string())))
+        .map(|(id, _)| DbId(id.0)))
 }

@@ -121,6 +121,7 @@ fn request(fql: &str, format: Format) -> QueryRequest {
         timeout: Duration::from_secs(30),
         max_contention_retries: 3,
         last_txn_ts: None,
+        client: None,
     }
 }
 

@@ -35,6 +35,7 @@ fn run(engine: &Engine, fql: &str) -> QueryResponse {
         timeout: Duration::from_secs(60),
         max_contention_retries: 5,
         last_txn_ts: None,
+        client: None,
     };
     engine.query(&Scope::admin(DbId::ROOT), request)
 }

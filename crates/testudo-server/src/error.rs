@@ -63,6 +63,7 @@ pub(crate) fn query_error_status(code: ErrorCode) -> StatusCode {
         ErrorCode::ContendedTransaction => StatusCode::CONFLICT,
         ErrorCode::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
     }
 }
 

@@ -19,6 +19,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -115,8 +116,8 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => (stream, peer),
             Err(err) => {
                 // Usually transient (out of file descriptors, a reset before accept): back
                 // off briefly instead of spinning.
@@ -138,7 +139,7 @@ pub async fn serve(
         let cut = cut_rx.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            serve_connection(stream, state, builder, watcher, cut).await;
+            serve_connection(stream, Some(peer), state, builder, watcher, cut).await;
         });
     }
 
@@ -186,10 +187,15 @@ fn connection_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// The address a request came from, attached to every request of a connection.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub std::net::IpAddr);
+
 /// Serves one connection until it ends, shutdown asks it to finish, or the grace period
 /// cuts it. Generic over the byte stream: this is where TLS plugs in.
 pub async fn serve_connection<I>(
     io: I,
+    peer: Option<SocketAddr>,
     state: Arc<AppState>,
     builder: auto::Builder<TokioExecutor>,
     watcher: Watcher,
@@ -201,8 +207,11 @@ pub async fn serve_connection<I>(
     let started = Arc::new(AtomicBool::new(false));
     let service = {
         let started = Arc::clone(&started);
-        service_fn(move |request| {
+        service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             started.store(true, Ordering::Relaxed);
+            if let Some(peer) = peer {
+                request.extensions_mut().insert(PeerAddr(peer.ip()));
+            }
             let state = Arc::clone(&state);
             async move { Ok::<_, Infallible>(routes::dispatch(state, request).await) }
         })

@@ -61,6 +61,8 @@ pub struct Interp<'e> {
     pub read_at: Option<Ts>,
     /// > 0 while running callbacks that must not write (lazy set functions, predicates).
     pub read_only: u32,
+    /// The client's network address (login throttling).
+    pub client: Option<std::net::IpAddr>,
     /// The span of the call being evaluated (for `log()` line numbers).
     pub call_span: Option<testudo_fql::Span>,
     /// Function calls made, for `compute_ops`.
@@ -105,6 +107,7 @@ impl<'e> Interp<'e> {
             read_at: None,
             read_only: 0,
             call_span: None,
+            client: None,
             calls: 0,
             doc_reads: 0,
             doc_writes: 0,

@@ -16,6 +16,7 @@ const FIELDS: &[&str] = &[
     "priority",
     "data",
     "global_id",
+    "password_policy",
 ];
 
 /// Validates a database definition and returns its stored form for the child `id`.
@@ -62,6 +63,25 @@ pub fn validate(it: &mut Interp<'_>, def: &Object, id: DbId, verb: &str) -> R<Da
         Some(Value::Int(p)) if (1..=500).contains(p) => {}
         Some(_) => failures.push(failure("priority", "Expected an Int between 1 and 500.")),
     }
+    match def.get("password_policy") {
+        None | Some(Value::Null(_)) => {}
+        Some(Value::Object(p)) => {
+            for (k, v) in p.iter() {
+                let ok = matches!(k.as_str(), "min_length" | "max_length")
+                    && matches!(v, Value::Int(n) if (1..=1024).contains(n));
+                if !ok {
+                    failures.push(failure(
+                        "password_policy",
+                        "Expected `{ min_length?, max_length? }` with Ints between 1 and 1024.",
+                    ));
+                }
+            }
+        }
+        Some(other) => failures.push(failure(
+            "password_policy",
+            format!("Expected Object, provided {}", other.type_name()),
+        )),
+    }
     match def.get("data") {
         None | Some(Value::Null(_)) | Some(Value::Object(_)) => {}
         Some(other) => failures.push(failure(
@@ -84,7 +104,14 @@ pub fn validate(it: &mut Interp<'_>, def: &Object, id: DbId, verb: &str) -> R<Da
         ));
     }
     let mut stored = DataMap::new();
-    for field in ["name", "protected", "typechecked", "priority", "data"] {
+    for field in [
+        "name",
+        "protected",
+        "typechecked",
+        "priority",
+        "data",
+        "password_policy",
+    ] {
         if let Some(v) = def.get(field).filter(|v| !v.is_null()) {
             stored.insert(field.to_string(), to_data(v)?);
         }

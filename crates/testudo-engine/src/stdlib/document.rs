@@ -68,6 +68,9 @@ fn write(it: &mut Interp<'_>, r: DocRef, input: &Value, replace: bool, as_data: 
     if r.coll == DATABASE {
         return super::database::write_definition(it, r, &patch, replace);
     }
+    if r.coll == crate::schema::CREDENTIAL {
+        return super::access::write_credential(it, r, &patch, replace);
+    }
     it.check_writable(verb)?;
     let current = it.require_doc(r)?;
     let (fields, ttl, _) = user_fields(it, r.coll, &patch, as_data, false, verb)?;

@@ -3,6 +3,7 @@
 //!
 //! Lookups are static `match`es on the name: no allocation, no registry to initialize.
 
+pub mod access;
 pub mod args;
 pub mod array;
 pub mod bytes;
@@ -51,6 +52,9 @@ pub fn method(recv: &Value, name: &str) -> Option<MethodDef> {
         Value::Str(_) => string::method(name),
         Value::Array(_) => array::method(name),
         Value::Set(_) => set::method(name),
+        Value::Doc(r) if r.coll == crate::schema::CREDENTIAL => {
+            access::credential_method(name).or_else(|| document::method(name))
+        }
         Value::Doc(_) => document::method(name),
         Value::Time(_) => time::time_method(name),
         Value::Date(_) => time::date_method(name),
@@ -94,6 +98,9 @@ fn module_method(m: &Module, name: &str) -> Option<MethodDef> {
             "Collection" => collection::collection_module_method(name),
             "Function" => function::function_module_method(name),
             "Database" => database::database_module_method(name),
+            "Key" => access::key_module_method(name),
+            "Token" => access::token_module_method(name),
+            "Credential" => access::credential_module_method(name),
             _ => None,
         }
         .or_else(|| (name == "toString").then_some(def("toString", exactly(0), module_to_string))),

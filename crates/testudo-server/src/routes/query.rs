@@ -37,11 +37,15 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let (parts, body) = request.into_parts();
+    let client = parts
+        .extensions
+        .get::<crate::server::PeerAddr>()
+        .map(|p| p.0);
     let tags = match parse_query_tags(&parts.headers) {
         Ok(tags) => tags,
         Err(err) => return protocol_error(&err, None, traceparent),
     };
-    match run(state, &parts.headers, body, tags.clone(), started).await {
+    match run(state, &parts.headers, body, tags.clone(), started, client).await {
         Ok((status, json)) => json_response(status, json, traceparent),
         Err(err) => protocol_error(&err, tags.as_deref(), traceparent),
     }
@@ -53,6 +57,7 @@ async fn run<B>(
     body: B,
     tags: Option<String>,
     started: Instant,
+    client: Option<std::net::IpAddr>,
 ) -> Result<(http::StatusCode, Vec<u8>), ProtocolError>
 where
     B: Body<Data = Bytes> + Send + 'static,
@@ -98,8 +103,14 @@ where
                 timeout: options.timeout,
                 max_contention_retries: options.max_contention_retries,
                 last_txn_ts: options.last_txn_ts,
+                client,
             };
             let response = engine.query(&scope, request);
+            if let Err(e) = &response.outcome
+                && e.code == testudo_engine::ErrorCode::Unauthorized
+            {
+                return Err(ProtocolError::unauthorized());
+            }
             Ok(write_query_response(
                 &response,
                 options.format,

@@ -1,0 +1,325 @@
+//! Authentication: the one place a bearer secret becomes a [`Scope`].
+//!
+//! A bearer is the root secret, a key secret (`fnK…`) or a token secret (`fnT…`),
+//! optionally followed by a scope (`:<db/path>:<role>`). Key and token secrets name the
+//! database their document lives in; the document, its verifier (kept outside every
+//! collection, `keys::auth_secret`) and the liveness of every database on the way are
+//! checked against one snapshot. A verified bearer is cached by the SHA-256 of its text
+//! (never the text itself) until it expires or anything it depends on changes: any
+//! committed update or delete of a key, token, credential or database bumps the cache's
+//! epoch, and entries of an older epoch are verified again. So authentication costs no
+//! storage read after the first sight of a secret, and a deleted key, a logged-out token or a
+//! deleted database stops working with the very next request.
+//!
+//! **Invariants:** every failure is the same `Unauthorized` (the client cannot tell a
+//! wrong secret from a deleted key or a bad scope); secrets are compared in constant time
+//! and never logged; a scope can only narrow what its base secret may do.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use testudo_auth::scope::{BaseRole, ScopeRequest, ScopeRole, may_request, parse_bearer};
+use testudo_auth::secret::{SecretKind, cache_key, parse};
+use testudo_auth::{AuthEvent, events::AuthFailure};
+use testudo_model::codec::decode_doc;
+use testudo_model::{CollId, Data, DataMap, DbId, DocId, Time};
+use testudo_storage::KvError;
+
+use crate::api::{Credential, Role, Scope, Unauthorized};
+use crate::txn::Txn;
+use crate::{EngineShared, keys, schema, tenancy};
+
+/// Cached authentications kept at most (a full cache is cleared; it refills on demand).
+const MAX_CACHED: usize = 100_000;
+
+#[derive(Default)]
+pub struct AuthCache {
+    entries: Mutex<HashMap<[u8; 32], Cached>>,
+    epoch: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Cached {
+    scope: Scope,
+    epoch: u64,
+    /// The earliest `ttl` among the documents the authentication relied on.
+    expires: Option<Time>,
+}
+
+impl AuthCache {
+    /// Drops every cached authentication (after a commit that changed a key, token,
+    /// credential or database).
+    pub fn invalidate(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<Scope> {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let cached = entries.get(key)?;
+        let live = cached.epoch == epoch && cached.expires.is_none_or(|t| now() < t);
+        live.then(|| cached.scope.clone())
+    }
+
+    fn put(&self, key: [u8; 32], scope: Scope, epoch: u64, expires: Option<Time>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_CACHED {
+            entries.clear();
+        }
+        entries.insert(
+            key,
+            Cached {
+                scope,
+                epoch,
+                expires,
+            },
+        );
+    }
+}
+
+fn now() -> Time {
+    let micros = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    Time::from_micros(i64::try_from(micros).unwrap_or(i64::MAX))
+}
+
+/// Answers from the cache or for the root secret: no storage read.
+pub fn authenticate_fast(
+    shared: &EngineShared,
+    bearer: &str,
+) -> Option<Result<Scope, Unauthorized>> {
+    if let Some(scope) = shared.auth.get(&cache_key(bearer)) {
+        return Some(Ok(scope));
+    }
+    let (base, request) = match parse_bearer(bearer) {
+        Ok(parsed) => parsed,
+        Err(e) => return Some(Err(fail(shared, bearer_failure(&e)))),
+    };
+    // Issued secrets need storage; only the root secret can be checked here.
+    if parse(base).is_some() {
+        return None;
+    }
+    if request.is_some() {
+        // A root secret with a scope walks the database tree: that reads storage.
+        return None;
+    }
+    Some(if shared.config.root_secret.verify(base) {
+        Ok(Scope::admin(DbId::ROOT))
+    } else {
+        Err(fail(shared, AuthFailure::UnknownSecret))
+    })
+}
+
+/// Full authentication, reading keys, tokens and databases as needed.
+pub fn authenticate(shared: &EngineShared, bearer: &str) -> Result<Scope, Unauthorized> {
+    let cache_key = cache_key(bearer);
+    if let Some(scope) = shared.auth.get(&cache_key) {
+        return Ok(scope);
+    }
+    let epoch = shared.auth.epoch.load(Ordering::SeqCst);
+    let (base, request) = parse_bearer(bearer).map_err(|e| fail(shared, bearer_failure(&e)))?;
+    let mut txn = Txn::begin(shared.kv.as_ref()).map_err(|e| storage(shared, e))?;
+    let (mut scope, base_role, mut expires) = base_scope(shared, &mut txn, base)?;
+    if let Some(request) = request {
+        if !may_request(base_role, &request) {
+            return Err(fail(shared, AuthFailure::ScopeNotAllowed));
+        }
+        scope = narrow(shared, &mut txn, scope, &request)?;
+    }
+    if !tenancy::alive(&mut txn, scope.db).map_err(|e| storage(shared, e))? {
+        return Err(fail(shared, AuthFailure::UnknownSecret));
+    }
+    if let Some((coll, id)) = scope.identity {
+        // A token stops working when its identity document is deleted.
+        let identity = read_fields(&mut txn, scope.db, coll, id).map_err(|e| storage(shared, e))?;
+        match identity {
+            Some((_, ttl)) => expires = earliest(expires, ttl),
+            None => return Err(fail(shared, AuthFailure::IdentityGone)),
+        }
+    }
+    shared.auth.put(cache_key, scope.clone(), epoch, expires);
+    Ok(scope)
+}
+
+/// The scope a base secret grants by itself.
+fn base_scope(
+    shared: &EngineShared,
+    txn: &mut Txn,
+    base: &str,
+) -> Result<(Scope, BaseRole, Option<Time>), Unauthorized> {
+    let Some(parsed) = parse(base) else {
+        return if shared.config.root_secret.verify(base) {
+            Ok((Scope::admin(DbId::ROOT), BaseRole::Admin, None))
+        } else {
+            Err(fail(shared, AuthFailure::UnknownSecret))
+        };
+    };
+    let db = DbId(parsed.db);
+    let id = DocId(parsed.id);
+    let (coll, kind) = match parsed.kind {
+        SecretKind::Key => (schema::KEY, keys::AUTH_KEY),
+        SecretKind::Token => (schema::TOKEN, keys::AUTH_TOKEN),
+    };
+    let verifier = txn
+        .get(&keys::auth_secret(db, kind, id))
+        .map_err(|e| storage(shared, e))?
+        .and_then(|r| r.value);
+    let Some(verifier) = verifier.and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok()) else {
+        return Err(fail(shared, AuthFailure::UnknownSecret));
+    };
+    if !parsed.verify(&verifier, &shared.pepper) {
+        return Err(fail(shared, AuthFailure::UnknownSecret));
+    }
+    let Some((fields, ttl)) = read_fields(txn, db, coll, id).map_err(|e| storage(shared, e))?
+    else {
+        return Err(fail(shared, AuthFailure::UnknownSecret));
+    };
+    if ttl.is_some_and(|t| t <= now()) {
+        return Err(fail(shared, AuthFailure::Expired));
+    }
+    match parsed.kind {
+        SecretKind::Key => {
+            let role_name = match fields.get("role") {
+                Some(Data::String(r)) => r.clone(),
+                _ => return Err(fail(shared, AuthFailure::UnknownSecret)),
+            };
+            let (role, base_role) = builtin_role(&role_name);
+            let target = match fields.get("database") {
+                Some(Data::String(child)) => tenancy::child_named(txn, db, child)
+                    .map_err(|e| storage(shared, e))?
+                    .ok_or_else(|| fail(shared, AuthFailure::UnknownSecret))?,
+                _ => db,
+            };
+            let scope = Scope {
+                db: target,
+                role,
+                identity: None,
+                token: None,
+                credential: Credential::Key { db, id },
+            };
+            Ok((scope, base_role, ttl))
+        }
+        SecretKind::Token => {
+            let Some(Data::Ref {
+                coll: identity_coll,
+                id: identity,
+            }) = fields.get("document")
+            else {
+                return Err(fail(shared, AuthFailure::UnknownSecret));
+            };
+            let scope = Scope {
+                db,
+                role: Role::Token,
+                identity: Some((*identity_coll, *identity)),
+                token: Some(id),
+                credential: Credential::Token { db, id },
+            };
+            Ok((scope, BaseRole::Token, ttl))
+        }
+    }
+}
+
+fn builtin_role(name: &str) -> (Role, BaseRole) {
+    match name {
+        "admin" => (Role::Admin, BaseRole::Admin),
+        "server" => (Role::Server, BaseRole::Server),
+        "server-readonly" => (Role::ServerReadOnly, BaseRole::ServerReadOnly),
+        "client" => (Role::Client, BaseRole::Client),
+        other => (Role::Custom(other.to_string()), BaseRole::Custom),
+    }
+}
+
+/// Applies a requested scope: into a child database by path, then as a narrower role or
+/// an identity.
+fn narrow(
+    shared: &EngineShared,
+    txn: &mut Txn,
+    base: Scope,
+    request: &ScopeRequest,
+) -> Result<Scope, Unauthorized> {
+    let mut db = base.db;
+    for name in &request.path {
+        db = tenancy::child_named(txn, db, name)
+            .map_err(|e| storage(shared, e))?
+            .ok_or_else(|| fail(shared, AuthFailure::ScopeNotAllowed))?;
+    }
+    let (role, identity) = match &request.role {
+        ScopeRole::Admin => (Role::Admin, None),
+        ScopeRole::Server => (Role::Server, None),
+        ScopeRole::ServerReadOnly => (Role::ServerReadOnly, None),
+        ScopeRole::Client => (Role::Client, None),
+        ScopeRole::Role(name) => (Role::Custom(name.clone()), None),
+        ScopeRole::Doc { collection, id } => {
+            let coll = collection_named(txn, db, collection)
+                .map_err(|e| storage(shared, e))?
+                .ok_or_else(|| fail(shared, AuthFailure::ScopeNotAllowed))?;
+            (Role::Token, Some((coll, DocId(*id))))
+        }
+    };
+    Ok(Scope {
+        db,
+        role,
+        identity,
+        token: None,
+        credential: base.credential,
+    })
+}
+
+fn collection_named(txn: &mut Txn, db: DbId, name: &str) -> Result<Option<CollId>, KvError> {
+    let docs = schema::read_all(db, schema::COLLECTION, txn)
+        .map_err(|e| KvError::Io(e.message.clone()))?;
+    Ok(docs
+        .into_iter()
+        .find(|(_, f)| f.get("name") == Some(&Data::String(name.to_string())))
+        .map(|(id, _)| CollId(id.0)))
+}
+
+/// A document's stored fields and `ttl`, if it exists.
+fn read_fields(
+    txn: &mut Txn,
+    db: DbId,
+    coll: CollId,
+    id: DocId,
+) -> Result<Option<(DataMap, Option<Time>)>, KvError> {
+    match txn.get(&keys::doc(db, coll, id))?.and_then(|r| r.value) {
+        Some(bytes) => {
+            let doc = decode_doc(&bytes).map_err(|e| KvError::Corrupt(e.to_string()))?;
+            if doc.ttl.is_some_and(|t| t <= now()) {
+                return Ok(None);
+            }
+            Ok(Some((doc.fields, doc.ttl)))
+        }
+        None => Ok(None),
+    }
+}
+
+fn earliest(a: Option<Time>, b: Option<Time>) -> Option<Time> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+fn fail(shared: &EngineShared, reason: AuthFailure) -> Unauthorized {
+    shared.events.emit(AuthEvent::AuthenticationFailed {
+        address: None,
+        reason,
+    });
+    Unauthorized
+}
+
+fn storage(shared: &EngineShared, e: KvError) -> Unauthorized {
+    tracing::error!(error = %e, "storage failure while authenticating");
+    fail(shared, AuthFailure::UnknownSecret)
+}
+
+fn bearer_failure(e: &testudo_auth::ScopeError) -> AuthFailure {
+    use testudo_auth::ScopeError as E;
+    match e {
+        E::EmptySecret | E::TooLong => AuthFailure::MalformedSecret,
+        _ => AuthFailure::InvalidScope,
+    }
+}
