@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// The largest request body accepted, in bytes.
     #[arg(long, default_value_t = ServerConfig::default().max_body_bytes)]
     max_body_bytes: usize,
+
+    /// How the store is opened (encryption at rest).
+    #[command(flatten)]
+    store: store::StoreArgs,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
@@ -94,7 +98,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     };
     let root_secret = root_secret::resolve(source, &args.data_dir, &mut std::io::stdout())?;
 
-    let kv = store::open(&args.data_dir)?;
+    let kv = store::open(&args.data_dir, &args.store, args.dev)?;
     let engine = Engine::open(kv, EngineConfig { root_secret })
         .map_err(|err| CliError::Failed(format!("could not open the database: {err}")))?;
     let engine = Arc::new(engine);
