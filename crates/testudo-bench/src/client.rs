@@ -24,6 +24,10 @@ pub const QUERY_PATH: &str = "/query/1";
 /// The query timeout the JavaScript and Python drivers send by default.
 const DRIVER_QUERY_TIMEOUT_MS: &str = "5000";
 
+/// The query timeout of setup queries: seeding a few thousand documents in one transaction
+/// on a busy machine can take longer than a driver's default (this is Fauna's own default).
+const SETUP_QUERY_TIMEOUT_MS: &str = "120000";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("invalid URL '{0}': expected http://host:port")]
@@ -114,16 +118,26 @@ impl Target {
 
     /// A `POST /query/1` with the headers of a Fauna driver asking for the tagged format.
     pub fn query_request(&self, body: Bytes) -> Result<Request<Full<Bytes>>, ClientError> {
+        self.request_with_timeout(body, DRIVER_QUERY_TIMEOUT_MS)
+    }
+
+    /// [`Target::query_request`] with a longer query timeout, for setup (seeding) queries.
+    pub fn setup_request(&self, body: Bytes) -> Result<Request<Full<Bytes>>, ClientError> {
+        self.request_with_timeout(body, SETUP_QUERY_TIMEOUT_MS)
+    }
+
+    fn request_with_timeout(
+        &self,
+        body: Bytes,
+        timeout_ms: &'static str,
+    ) -> Result<Request<Full<Bytes>>, ClientError> {
         let mut builder = Request::builder()
             .method(Method::POST)
             .uri(self.query_uri.clone())
             .header(AUTHORIZATION, self.authorization.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header("x-format", HeaderValue::from_static("tagged"))
-            .header(
-                "x-query-timeout-ms",
-                HeaderValue::from_static(DRIVER_QUERY_TIMEOUT_MS),
-            );
+            .header("x-query-timeout-ms", HeaderValue::from_static(timeout_ms));
         if self.protocol == Protocol::Http1 {
             builder = builder.header(HOST, self.host.clone());
         }
@@ -234,6 +248,9 @@ mod tests {
         assert_eq!(request.headers()[HOST], "127.0.0.1:9");
         assert_eq!(request.headers()[AUTHORIZATION], "Bearer secret");
         assert_eq!(request.headers()["x-format"], "tagged");
+        assert_eq!(request.headers()["x-query-timeout-ms"], "5000");
+        let setup = target.setup_request(Bytes::new()).unwrap();
+        assert_eq!(setup.headers()["x-query-timeout-ms"], "120000");
     }
 
     #[tokio::test]

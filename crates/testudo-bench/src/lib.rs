@@ -2,7 +2,8 @@
 //! bare-hyper baseline server it is compared with (`hello-server`). Not published.
 //!
 //! A run is: resolve the target, prepare the scenario over one connection (create and seed
-//! its collection through the public API, idempotently), open N keep-alive connections
+//! its collection through the public API, idempotently), create the key or token the run
+//! authenticates with if asked to (`--auth`), open N keep-alive connections
 //! (HTTP/1.1, or h2c with S streams each), let every stream send one request after another
 //! for a warm-up and then a measured period, and summarise the measured latencies
 //! (ops/s, p50, p99, max, errors).
@@ -49,20 +50,24 @@ pub enum LoadError {
 /// Prepares `options.scenario` against `options.url` and runs it; the whole load test in one
 /// call.
 pub async fn execute(options: &LoadOptions) -> Result<Report, LoadError> {
-    options.validate().map_err(LoadError::Options)?;
-    let target = Arc::new(
-        client::Target::resolve(
-            &options.url,
-            options.protocol(),
-            &options.secret,
-            options.allow_non_loopback,
-        )
-        .await?,
-    );
-    let workload = setup::prepare(&target, options.scenario, options.docs).await?;
+    let (admin, prepared) = prepare(options).await?;
+    let target = match setup::issue_secret(&admin, options.auth).await? {
+        Some(secret) => {
+            let target = client::Target::resolve(
+                &options.url,
+                options.protocol(),
+                &secret,
+                options.allow_non_loopback,
+            )
+            .await?;
+            setup::check_as(&target, options.scenario, &prepared.workload).await?;
+            Arc::new(target)
+        }
+        None => Arc::new(admin),
+    };
     let outcome = runner::run(
         Arc::clone(&target),
-        Arc::new(workload),
+        Arc::new(prepared.workload),
         &runner::RunConfig {
             connections: options.connections,
             streams: options.streams,
@@ -74,5 +79,29 @@ pub async fn execute(options: &LoadOptions) -> Result<Report, LoadError> {
         },
     )
     .await?;
-    Ok(Report::new(options, outcome))
+    Ok(Report::new(options, outcome, prepared.seeding))
+}
+
+/// Only prepares `options.scenario` (creating and seeding what it reads): `--seed-only`.
+pub async fn seed(options: &LoadOptions) -> Result<setup::Seeding, LoadError> {
+    Ok(prepare(options).await?.1.seeding)
+}
+
+async fn prepare(options: &LoadOptions) -> Result<(client::Target, setup::Prepared), LoadError> {
+    options.validate().map_err(LoadError::Options)?;
+    let admin = client::Target::resolve(
+        &options.url,
+        options.protocol(),
+        &options.secret,
+        options.allow_non_loopback,
+    )
+    .await?;
+    let setup = setup::SetupOptions {
+        scenario: options.scenario,
+        docs: options.docs,
+        seed_batch: options.seed_batch,
+        progress: true,
+    };
+    let prepared = setup::prepare_with(&admin, &setup).await?;
+    Ok((admin, prepared))
 }

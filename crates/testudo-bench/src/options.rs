@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::client::Protocol;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, SecretKind};
 
 /// Closed-loop load generator for Testudo's Fauna protocol (and the hello-server baseline).
 #[derive(Parser, Debug, Clone)]
@@ -47,13 +47,30 @@ pub struct LoadOptions {
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
 
-    /// Documents seeded for `point-read` (reads pick among them at random).
+    /// Documents seeded for `point-read` and `index-lookup` (requests pick among them at
+    /// random) and for `order-index` / `order-scan` (which sort them).
     #[arg(long, default_value_t = 10_000)]
     pub docs: usize,
 
-    /// The secret sent as `Authorization: Bearer <secret>`.
+    /// Documents created per seeding query by the scenarios that seed with
+    /// `Set.sequence(a, b).forEach(...)` (`index-lookup`, `order-*`): one transaction each.
+    #[arg(long, default_value_t = 2_000)]
+    pub seed_batch: usize,
+
+    /// Only prepare the scenario (create and seed what it reads, resuming where an earlier,
+    /// interrupted seeding stopped), print what seeding did, and exit without load.
+    #[arg(long)]
+    pub seed_only: bool,
+
+    /// The secret sent as `Authorization: Bearer <secret>`: every setup query uses it, and so
+    /// do the measured requests unless --auth says otherwise.
     #[arg(long, default_value = "secret")]
     pub secret: String,
+
+    /// The kind of secret the measured requests carry: `--secret` itself, or a key or a token
+    /// that setup creates with it.
+    #[arg(long, value_enum, default_value_t = SecretKind::Root)]
+    pub auth: SecretKind,
 
     /// Seed of the random id choice (the same seed reads the same sequence of ids).
     #[arg(long, default_value_t = 42)]
@@ -87,6 +104,9 @@ pub enum OutputFormat {
     Csv,
 }
 
+/// The largest seeding transaction: far below the engine's limits, and a few seconds of work.
+pub const MAX_SEED_BATCH: usize = 10_000;
+
 /// Durations are accepted up to a day: enough for any soak, and far from `Duration`'s limits.
 const MAX_SECONDS: f64 = 86_400.0;
 
@@ -106,8 +126,21 @@ impl LoadOptions {
         if self.threads == 0 {
             return Err("--threads must be at least 1".to_owned());
         }
-        if self.scenario == Scenario::PointRead && self.docs == 0 {
-            return Err("--docs must be at least 1 for point-read".to_owned());
+        if self.scenario.needs_docs() && self.docs == 0 {
+            return Err(format!(
+                "--docs must be at least 1 for {}",
+                self.scenario.name()
+            ));
+        }
+        if self.seed_batch == 0 || self.seed_batch > MAX_SEED_BATCH {
+            return Err(format!(
+                "--seed-batch must be between 1 and {MAX_SEED_BATCH}"
+            ));
+        }
+        if self.scenario == Scenario::Hello && self.auth != SecretKind::Root {
+            return Err(
+                "hello-server has no keys or tokens: --auth needs a Testudo scenario".to_owned(),
+            );
         }
         for (name, value, min) in [
             ("--warmup", self.warmup, 0.0),
@@ -175,6 +208,11 @@ mod tests {
             ("create", Scenario::Create),
             ("scan-100", Scenario::Scan100),
             ("hello", Scenario::Hello),
+            ("index-lookup", Scenario::IndexLookup),
+            ("order-index", Scenario::OrderIndex),
+            ("order-scan", Scenario::OrderScan),
+            ("one-plus-one", Scenario::OnePlusOne),
+            ("login", Scenario::Login),
         ] {
             assert_eq!(parse(&["--scenario", name]).scenario, scenario);
             assert_eq!(scenario.name(), name);
@@ -199,6 +237,42 @@ mod tests {
         ] {
             let all = ["--scenario", "hello", args];
             assert!(parse(&all).validate().is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn the_measured_requests_use_the_setup_secret_unless_told_otherwise() {
+        assert_eq!(
+            parse(&["--scenario", "one-plus-one"]).auth,
+            SecretKind::Root
+        );
+        let options = parse(&["--scenario", "one-plus-one", "--auth", "token"]);
+        assert_eq!(options.auth, SecretKind::Token);
+        assert_eq!(options.validate(), Ok(()));
+        let hello = parse(&["--scenario", "hello", "--auth", "key"]);
+        assert!(hello.validate().unwrap_err().contains("--auth"));
+    }
+
+    #[test]
+    fn scenarios_that_read_seeded_documents_need_at_least_one() {
+        for scenario in ["point-read", "index-lookup", "order-index", "order-scan"] {
+            let options = parse(&["--scenario", scenario, "--docs", "0"]);
+            assert!(
+                options.validate().unwrap_err().contains("--docs"),
+                "{scenario}"
+            );
+        }
+        assert_eq!(
+            parse(&["--scenario", "login", "--docs", "0"]).validate(),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn seeding_batches_are_bounded() {
+        for batch in ["0", "10001"] {
+            let options = parse(&["--scenario", "index-lookup", "--seed-batch", batch]);
+            assert!(options.validate().unwrap_err().contains("--seed-batch"));
         }
     }
 

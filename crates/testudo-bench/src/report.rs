@@ -9,10 +9,15 @@ use std::time::Duration;
 
 use crate::options::LoadOptions;
 use crate::runner::Outcome;
+use crate::setup::Seeding;
 
 pub const CSV_HEADER: &str = "scenario,protocol,connections,streams,client_threads,warmup_s,\
 duration_s,ok,errors,ops_per_sec,p50_us,p99_us,max_us,mean_us,server_cores,client_cores,\
-server_us_per_op";
+server_us_per_op,auth";
+
+/// The header of `--seed-only --format csv`: what preparing a scenario did.
+pub const SEED_CSV_HEADER: &str =
+    "scenario,collection,docs,found,created,seconds,docs_per_sec,seed_batch";
 
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -22,11 +27,15 @@ pub struct Report {
     pub streams: usize,
     pub client_threads: usize,
     pub warmup: Duration,
+    /// The kind of secret the measured requests carried (`root`, `key`, `token`).
+    pub auth: &'static str,
     pub outcome: Outcome,
+    /// What preparing the scenario created.
+    pub seeding: Seeding,
 }
 
 impl Report {
-    pub fn new(options: &LoadOptions, outcome: Outcome) -> Report {
+    pub fn new(options: &LoadOptions, outcome: Outcome, seeding: Seeding) -> Report {
         Report {
             scenario: options.scenario.name(),
             protocol: options.protocol().name(),
@@ -34,7 +43,9 @@ impl Report {
             streams: options.streams,
             client_threads: options.threads,
             warmup: options.warmup(),
+            auth: options.auth.name(),
             outcome,
+            seeding,
         }
     }
 
@@ -43,7 +54,7 @@ impl Report {
         let optional =
             |v: Option<f64>, digits: usize| v.map_or_else(String::new, |v| format!("{v:.digits$}"));
         format!(
-            "{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{},{}",
             self.scenario,
             self.protocol,
             self.connections,
@@ -61,6 +72,7 @@ impl Report {
             optional(o.cores(o.server_cpu), 2),
             optional(o.cores(o.client_cpu), 2),
             optional(o.server_us_per_op(), 1),
+            self.auth,
         )
     }
 
@@ -69,9 +81,10 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{} over {}: {} connection(s) x {} stream(s), {} client thread(s), {:.1} s measured after {:.1} s warm-up",
+            "{} over {} as {}: {} connection(s) x {} stream(s), {} client thread(s), {:.1} s measured after {:.1} s warm-up",
             self.scenario,
             self.protocol,
+            self.auth,
             self.connections,
             self.streams,
             self.client_threads,
@@ -103,6 +116,35 @@ impl Report {
     }
 }
 
+/// One `--seed-only` result: a line for people, or a row under [`SEED_CSV_HEADER`].
+pub fn seed_text(options: &LoadOptions, seeding: &Seeding) -> String {
+    let collection = seeding.collection.unwrap_or("nothing");
+    format!(
+        "{}: {collection} holds {} documents ({} found, {} created in {:.1} s: {:.0} per second, {} per query)\n",
+        options.scenario.name(),
+        seeding.found + seeding.created,
+        seeding.found,
+        seeding.created,
+        seeding.elapsed.as_secs_f64(),
+        seeding.docs_per_sec(),
+        options.seed_batch,
+    )
+}
+
+pub fn seed_csv_row(options: &LoadOptions, seeding: &Seeding) -> String {
+    format!(
+        "{},{},{},{},{},{:.2},{:.1},{}",
+        options.scenario.name(),
+        seeding.collection.unwrap_or(""),
+        options.docs,
+        seeding.found,
+        seeding.created,
+        seeding.elapsed.as_secs_f64(),
+        seeding.docs_per_sec(),
+        options.seed_batch,
+    )
+}
+
 fn millis(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1_000.0)
 }
@@ -111,6 +153,7 @@ fn millis(d: Duration) -> String {
 mod tests {
     use super::*;
     use crate::latency::Summary;
+    use clap::Parser;
 
     fn report() -> Report {
         Report {
@@ -120,6 +163,7 @@ mod tests {
             streams: 1,
             client_threads: 1,
             warmup: Duration::from_secs(2),
+            auth: "root",
             outcome: Outcome {
                 latency: Summary {
                     count: 5_000,
@@ -135,6 +179,12 @@ mod tests {
                 server_cpu: Some(Duration::from_secs(12)),
                 client_cpu: None,
             },
+            seeding: Seeding {
+                collection: None,
+                found: 0,
+                created: 0,
+                elapsed: Duration::ZERO,
+            },
         }
     }
 
@@ -144,8 +194,30 @@ mod tests {
         assert_eq!(row.split(',').count(), CSV_HEADER.split(',').count());
         assert_eq!(
             row,
-            "point-read,h1,16,1,1,2,10,5000,2,500.0,250,1200,9000,300,1.20,,2400.0"
+            "point-read,h1,16,1,1,2,10,5000,2,500.0,250,1200,9000,300,1.20,,2400.0,root"
         );
+    }
+
+    #[test]
+    fn a_seed_row_has_one_field_per_header_column() {
+        let options = LoadOptions::try_parse_from([
+            "testudo-load",
+            "--scenario",
+            "index-lookup",
+            "--docs",
+            "1000",
+        ])
+        .unwrap();
+        let seeding = Seeding {
+            collection: Some("BenchIndex"),
+            found: 200,
+            created: 800,
+            elapsed: Duration::from_secs(2),
+        };
+        let row = seed_csv_row(&options, &seeding);
+        assert_eq!(row, "index-lookup,BenchIndex,1000,200,800,2.00,400.0,2000");
+        assert_eq!(row.split(',').count(), SEED_CSV_HEADER.split(',').count());
+        assert!(seed_text(&options, &seeding).contains("holds 1000 documents"));
     }
 
     #[test]

@@ -10,6 +10,17 @@
 //!   100 documents: every document is read and tested, and all 100 are returned in full.
 //!   (`toArray` rather than a paginated set so the response carries all 100, not a page.)
 //! - `hello`: the point-read body, sent to `hello-server`, which ignores it.
+//! - `index-lookup`: `BenchIndex.byKey(${key}).first()`, `key` = `"k<i>"` with `i` drawn
+//!   uniformly from the seeded documents (each document's `key` is unique): one index lookup
+//!   and one document read.
+//! - `order-index` / `order-scan`: the ten documents with the largest `n` among the seeded
+//!   ones, through an index whose values are `n` descending (`BenchOrder.byN().take(10)
+//!   .toArray()`) or by sorting the whole collection (`BenchOrder.all().order(desc(.n))
+//!   .take(10).toArray()`).
+//! - `one-plus-one`: `1 + 1`, the cheapest query that still goes through authentication, the
+//!   parser and the engine (to compare the cost of the three kinds of secret).
+//! - `login`: `Credential.byDocument(BenchUser.byId(${id})!)!.login(${password})`: one
+//!   Argon2id verification and one token created (a durable commit) per request.
 //!
 //! **Invariants:** bodies are built with `serde_json` (never by pasting strings into JSON);
 //! the body of a request depends only on the workload, the worker's random state and its
@@ -22,6 +33,18 @@ use serde_json::{Value, json};
 pub const READ_COLLECTION: &str = "BenchRead";
 pub const WRITE_COLLECTION: &str = "BenchWrite";
 pub const SCAN_COLLECTION: &str = "BenchScan";
+pub const INDEX_COLLECTION: &str = "BenchIndex";
+/// The index of [`INDEX_COLLECTION`]: term `key`, no values.
+pub const INDEX_NAME: &str = "byKey";
+pub const ORDER_COLLECTION: &str = "BenchOrder";
+/// The index of [`ORDER_COLLECTION`]: no terms, values `n` descending.
+pub const ORDER_INDEX: &str = "byN";
+/// Documents the order scenarios return.
+pub const ORDER_TAKE: usize = 10;
+/// The collection of the identity document behind `login` and `--auth token`.
+pub const USER_COLLECTION: &str = "BenchUser";
+/// The password of the benchmark user's credential (it passes the default password policy).
+pub const PASSWORD: &str = "testudo-bench-login-pass";
 /// Documents in the scanned collection; the scan query reads and returns them all.
 pub const SCAN_DOCS: usize = 100;
 
@@ -36,6 +59,11 @@ pub enum Scenario {
     #[value(name = "scan-100")]
     Scan100,
     Hello,
+    IndexLookup,
+    OrderIndex,
+    OrderScan,
+    OnePlusOne,
+    Login,
 }
 
 impl Scenario {
@@ -45,6 +73,45 @@ impl Scenario {
             Scenario::Create => "create",
             Scenario::Scan100 => "scan-100",
             Scenario::Hello => "hello",
+            Scenario::IndexLookup => "index-lookup",
+            Scenario::OrderIndex => "order-index",
+            Scenario::OrderScan => "order-scan",
+            Scenario::OnePlusOne => "one-plus-one",
+            Scenario::Login => "login",
+        }
+    }
+
+    /// Does the scenario read `--docs` seeded documents (so `--docs 0` makes no sense)?
+    pub fn needs_docs(self) -> bool {
+        matches!(
+            self,
+            Scenario::PointRead
+                | Scenario::IndexLookup
+                | Scenario::OrderIndex
+                | Scenario::OrderScan
+        )
+    }
+}
+
+/// Which kind of secret the measured requests carry (setup always uses `--secret`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SecretKind {
+    /// `--secret` itself (the root secret in `--dev`).
+    Root,
+    /// A key created during setup: `Key.create({ role: "server" })`.
+    Key,
+    /// A token created during setup: `Token.create({ document })` for the benchmark user. It
+    /// has no role, so it cannot read the benchmark's documents (they read as null documents
+    /// with a permission-denied cause); `1 + 1` needs no rights.
+    Token,
+}
+
+impl SecretKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SecretKind::Root => "root",
+            SecretKind::Key => "key",
+            SecretKind::Token => "token",
         }
     }
 }
@@ -94,6 +161,45 @@ pub fn scan_body() -> Bytes {
     ))])
 }
 
+/// The term of the `i`-th document of [`INDEX_COLLECTION`].
+pub fn index_key(i: u64) -> String {
+    format!("k{i}")
+}
+
+pub fn index_lookup_body(i: u64) -> Bytes {
+    query_body(vec![
+        text(&format!("{INDEX_COLLECTION}.{INDEX_NAME}(")),
+        value(Value::String(index_key(i))),
+        text(").first()"),
+    ])
+}
+
+pub fn order_index_body() -> Bytes {
+    query_body(vec![text(&format!(
+        "{ORDER_COLLECTION}.{ORDER_INDEX}().take({ORDER_TAKE}).toArray()"
+    ))])
+}
+
+pub fn order_scan_body() -> Bytes {
+    query_body(vec![text(&format!(
+        "{ORDER_COLLECTION}.all().order(desc(.n)).take({ORDER_TAKE}).toArray()"
+    ))])
+}
+
+pub fn one_plus_one_body() -> Bytes {
+    query_body(vec![text("1 + 1")])
+}
+
+pub fn login_body(user_id: &str) -> Bytes {
+    query_body(vec![
+        text(&format!("Credential.byDocument({USER_COLLECTION}.byId(")),
+        value(Value::String(user_id.to_owned())),
+        text(")!)!.login("),
+        value(Value::String(PASSWORD.to_owned())),
+        text(")"),
+    ])
+}
+
 /// What each request of a run sends.
 #[derive(Debug, Clone)]
 pub enum Workload {
@@ -103,6 +209,8 @@ pub enum Workload {
     Pick(Vec<Bytes>),
     /// A create whose `n` is the request's sequence number.
     Create,
+    /// An index lookup of a term drawn uniformly from the first `docs` seeded documents.
+    IndexLookup { docs: u64 },
 }
 
 impl Workload {
@@ -121,6 +229,7 @@ impl Workload {
                 WRITE_COLLECTION,
                 i64::try_from(sequence).unwrap_or(i64::MAX),
             ),
+            Workload::IndexLookup { docs } => index_lookup_body(rng.below(*docs)),
         }
     }
 }
@@ -215,6 +324,52 @@ mod tests {
     fn creates_number_their_documents_by_sequence() {
         let body = Workload::Create.body(&mut Rng::new(0), 41);
         assert_eq!(parsed(&body)["query"]["fql"][1]["value"]["@int"], "41");
+    }
+
+    #[test]
+    fn an_index_lookup_interpolates_the_term_as_a_string() {
+        assert_eq!(
+            parsed(&index_lookup_body(17)),
+            json!({
+                "query": { "fql": ["BenchIndex.byKey(", { "value": "k17" }, ").first()"] },
+                "arguments": {}
+            })
+        );
+    }
+
+    #[test]
+    fn index_lookups_draw_their_terms_among_the_seeded_documents_only() {
+        let workload = Workload::IndexLookup { docs: 3 };
+        let mut rng = Rng::new(5);
+        let mut seen: Vec<Bytes> = (0..200).map(|i| workload.body(&mut rng, i)).collect();
+        seen.sort();
+        seen.dedup();
+        let expected: Vec<Bytes> = (0..3).map(index_lookup_body).collect();
+        assert_eq!(seen.len(), 3);
+        assert!(seen.iter().all(|body| expected.contains(body)));
+    }
+
+    #[test]
+    fn the_order_scenarios_ask_for_the_same_ten_documents_two_ways() {
+        assert_eq!(
+            parsed(&order_index_body())["query"]["fql"][0],
+            "BenchOrder.byN().take(10).toArray()"
+        );
+        assert_eq!(
+            parsed(&order_scan_body())["query"]["fql"][0],
+            "BenchOrder.all().order(desc(.n)).take(10).toArray()"
+        );
+    }
+
+    #[test]
+    fn a_login_interpolates_the_user_id_and_the_password() {
+        let body = parsed(&login_body("42"));
+        assert_eq!(body["query"]["fql"][1]["value"], "42");
+        assert_eq!(body["query"]["fql"][3]["value"], PASSWORD);
+        assert_eq!(
+            body["query"]["fql"][4], ")",
+            "the login call closes after the password"
+        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use testudo_bench::options::OutputFormat;
-use testudo_bench::report::CSV_HEADER;
-use testudo_bench::{LoadOptions, execute};
+use testudo_bench::report::{self, CSV_HEADER, SEED_CSV_HEADER};
+use testudo_bench::{LoadOptions, execute, seed};
 
 fn main() -> ExitCode {
     let options = LoadOptions::parse();
@@ -30,6 +30,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if options.seed_only {
+        let seeding = match runtime.block_on(seed(&options)) {
+            Ok(seeding) => seeding,
+            Err(err) => {
+                eprintln!("testudo-load: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match options.format {
+            OutputFormat::Text => print!("{}", report::seed_text(&options, &seeding)),
+            OutputFormat::Csv => {
+                if options.csv_header {
+                    println!("{SEED_CSV_HEADER}");
+                }
+                println!("{}", report::seed_csv_row(&options, &seeding));
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
     let report = match runtime.block_on(execute(&options)) {
         Ok(report) => report,
         Err(err) => {
@@ -37,6 +56,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if report.seeding.created > 0 {
+        eprint!(
+            "testudo-load: {}",
+            report::seed_text(&options, &report.seeding)
+        );
+    }
     if let Some(first) = &report.outcome.first_error {
         eprintln!(
             "testudo-load: {} request(s) failed in the measured window; first failure: {first}",
