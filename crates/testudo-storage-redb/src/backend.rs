@@ -55,6 +55,12 @@ impl RedbBackend {
                 )));
             }
         };
+        RedbBackend::from_database(db, path)
+    }
+
+    /// The backend over an opened database (e.g. one on an encrypted file): checks or writes
+    /// the format version first.
+    pub(crate) fn from_database(db: Database, path: PathBuf) -> Result<RedbBackend, KvError> {
         init(&db)?;
         Ok(RedbBackend {
             db: RwLock::new(Some(db)),

@@ -28,6 +28,14 @@
 //! with data but no `format_version` is refused the same way. Any change to the bytes above
 //! gets a new version and a note here.
 //!
+//! **Encryption at rest.** An encrypted store keeps the same redb file sealed block by block
+//! in `data.enc` (encrypted format version 1: preamble, two sealed copies of redb's header,
+//! then 4096-byte blocks each sealed with AES-256-GCM under the data key; byte layout in
+//! `encrypted/layout.rs`), and its data keys, wrapped by the master key, in `keyring`. The
+//! redb layout above is unchanged inside it. A block that fails authentication is reported
+//! as `KvError::Corrupt("integrity check failed at block N …")`; redb then refuses further
+//! I/O on that store until it is reopened (its own policy after any I/O error).
+//!
 //! **Invariants:** every redb error is mapped to a [`KvError`] (`error.rs`); nothing here
 //! panics on the file's contents (a panic inside redb while opening a damaged file is caught
 //! and reported as `Corrupt`); after a crash, every acknowledged commit is present and no
@@ -42,11 +50,20 @@ use std::sync::Arc;
 use testudo_storage::{Kv, KvError, LocalKv, LocalKvOptions};
 
 mod backend;
+pub mod encrypted;
 mod error;
 mod format;
+pub mod keys;
+mod rotate;
+mod store;
 
 pub use backend::{DATA_FILE, RedbBackend, RedbView};
+pub use encrypted::{EncryptedFile, IntegrityError};
 pub use format::FORMAT_VERSION;
+pub use rotate::{RotationReport, rotate_data, rotate_master};
+pub use store::{
+    ENCRYPTED_DATA_FILE, StoreError, StoreKind, open_encrypted_file, open_store, store_kind,
+};
 
 /// Opens (or creates) the store in directory `dir` with default options.
 pub fn open(dir: impl AsRef<Path>) -> Result<Arc<dyn Kv>, KvError> {

@@ -8,7 +8,7 @@
 //! every acknowledged commit is there with its timestamp; every present transaction has all
 //! three keys at one timestamp; each writer's transactions form a prefix (no gap); no version
 //! is newer than the stored last commit timestamp, and the commit at that timestamp is there
-//! (data and metadata are written together).
+//! (data and metadata are written together). The same runs on an encrypted store.
 
 // Tests may unwrap: a failure is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -19,12 +19,19 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testudo_storage::{KeyRange, Kv, ScanOrder, Ts, WriteSet};
+use std::sync::Arc;
+
+use testudo_storage::{KeyRange, Kv, LocalKvOptions, ScanOrder, Ts, WriteSet};
+use testudo_storage_redb::StoreKind;
+use testudo_storage_redb::keys::MasterKey;
 
 const CHILD_DIR: &str = "TESTUDO_CRASH_CHILD_DIR";
 const CHILD_ROUND: &str = "TESTUDO_CRASH_CHILD_ROUND";
+/// The master key (base64) when the child's store is encrypted.
+const CHILD_KEY: &str = "TESTUDO_CRASH_CHILD_KEY";
 const TEST_NAME: &str =
     "acknowledged_commits_survive_sigkill_and_no_partial_transaction_is_visible";
+const TEST_NAME_ENCRYPTED: &str = "acknowledged_commits_survive_sigkill_with_encryption_at_rest";
 const WRITERS: u32 = 8;
 const PARTS: [&str; 3] = ["a", "b", "c"];
 
@@ -32,9 +39,24 @@ fn key(round: u32, writer: u32, seq: u32, part: &str) -> Vec<u8> {
     format!("w/{round:02}/{writer:02}/{seq:08}/{part}").into_bytes()
 }
 
+/// The store in `dir`, encrypted under `key` (base64) when given.
+fn open(dir: &Path, key: Option<&str>) -> Arc<dyn Kv> {
+    match key {
+        None => testudo_storage_redb::open(dir).unwrap(),
+        Some(key) => {
+            let key = MasterKey::from_base64(key, "test").unwrap();
+            Arc::new(
+                testudo_storage_redb::open_store(dir, Some(&key), LocalKvOptions::default())
+                    .unwrap(),
+            )
+        }
+    }
+}
+
 /// The child: commit forever (bounded, in case the parent is gone), acknowledging on stdout.
 fn child(dir: &Path, round: u32) {
-    let kv = testudo_storage_redb::open(dir).unwrap();
+    let master = std::env::var(CHILD_KEY).ok();
+    let kv = open(dir, master.as_deref());
     let give_up = Instant::now() + Duration::from_secs(120);
     std::thread::scope(|scope| {
         for writer in 0..WRITERS {
@@ -93,11 +115,21 @@ fn parse_ack(line: &str) -> Option<Ack> {
 
 /// Runs one child until it acknowledged `kill_after` commits, kills it, returns every ack it
 /// printed (including those printed between the decision and the kill).
-fn crash_round(dir: &Path, round: u32, kill_after: usize) -> Vec<Ack> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+fn crash_round(dir: &Path, round: u32, kill_after: usize, key: Option<&str>) -> Vec<Ack> {
+    let test = if key.is_some() {
+        TEST_NAME_ENCRYPTED
+    } else {
+        TEST_NAME
+    };
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR, dir)
-        .env(CHILD_ROUND, round.to_string())
+        .env(CHILD_ROUND, round.to_string());
+    if let Some(key) = key {
+        command.env(CHILD_KEY, key);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -187,8 +219,8 @@ fn verify(kv: &dyn Kv, acks: &[Ack]) {
     );
 }
 
-#[test]
-fn acknowledged_commits_survive_sigkill_and_no_partial_transaction_is_visible() {
+/// Three rounds of: a child commits, is killed, the parent reopens and checks.
+fn crash_rounds(key: Option<&str>) {
     if let Some(dir) = std::env::var_os(CHILD_DIR) {
         let round = std::env::var(CHILD_ROUND).unwrap().parse().unwrap();
         child(Path::new(&dir), round);
@@ -197,11 +229,31 @@ fn acknowledged_commits_survive_sigkill_and_no_partial_transaction_is_visible() 
     let dir = tempfile::tempdir().unwrap();
     let mut acks = Vec::new();
     for round in 0..3u32 {
-        acks.extend(crash_round(dir.path(), round, 150 + 100 * round as usize));
-        let kv = testudo_storage_redb::open(dir.path()).unwrap();
+        acks.extend(crash_round(
+            dir.path(),
+            round,
+            150 + 100 * round as usize,
+            key,
+        ));
+        let kv = open(dir.path(), key);
         verify(&*kv, &acks);
         // Time goes on after the crash, too.
         assert!(kv.begin().unwrap().ts() > acks.iter().map(|a| a.ts).max().unwrap());
         kv.close().unwrap();
     }
+    let kind = testudo_storage_redb::store_kind(dir.path()).unwrap();
+    assert_eq!(kind == StoreKind::Encrypted, key.is_some());
+}
+
+#[test]
+fn acknowledged_commits_survive_sigkill_and_no_partial_transaction_is_visible() {
+    crash_rounds(None);
+}
+
+#[test]
+fn acknowledged_commits_survive_sigkill_with_encryption_at_rest() {
+    let key = MasterKey::generate().unwrap().1;
+    // The child gets the key through the environment; the parent keeps the same one.
+    let key = std::env::var(CHILD_KEY).unwrap_or_else(|_| key.to_string());
+    crash_rounds(Some(&key));
 }

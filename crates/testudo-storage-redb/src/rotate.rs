@@ -1,0 +1,304 @@
+//! Key rotation for an encrypted store.
+//!
+//! - [`rotate_master`]: every keyring entry unwrapped with the old master key and wrapped with
+//!   the new one; the keyring is replaced atomically. No data is rewritten, and it works while
+//!   a server runs (the server holds its unwrapped keys; it needs the new master key the next
+//!   time it starts).
+//! - [`rotate_data`]: the data file re-encrypted under a fresh data key, **offline** (the
+//!   server must be stopped; the data file's lock says whether it is). The new key is added to
+//!   the keyring first; the file is re-sealed block by block into `data.enc.rotate` (blocks
+//!   never written stay unwritten), fsynced, and renamed over `data.enc`; only then is the old
+//!   key removed from the keyring. A crash at any step leaves a store that opens: the data
+//!   file's preamble names the key that sealed it, and the keyring holds that key until the
+//!   rename is durable. The next rotation removes what an interrupted one left behind.
+//!
+//! **Invariants:** at every instant the keyring holds the key named by the data file's
+//! preamble; a block that fails authentication stops the rotation (damage is never re-sealed
+//! under a new key as if it were data); plaintext only ever exists in memory, in wiped
+//! buffers; keyring changes are serialized by `keyring.lock`.
+
+use std::fs::{File, OpenOptions};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use redb::StorageBackend;
+use redb::backends::FileBackend;
+use testudo_storage::KvError;
+use zeroize::Zeroizing;
+
+use crate::encrypted::layout::{
+    BLOCK, BLOCK_U64, HEADER_SLOT, SEALED, block_offset, header_slot_offset, physical_len,
+};
+use crate::encrypted::{
+    EncryptedFile, HeaderCopy, IntegrityFailure, OpenFailure, new_preamble, private_file,
+};
+use crate::keys::keyring::{STORE_LABEL, sync_dir};
+use crate::keys::{DataKey, Keyring, MasterKey};
+use crate::store::{ENCRYPTED_DATA_FILE, StoreError, encrypted_key_id, open_failure};
+
+/// Blocks re-encrypted per read and write.
+const BATCH: u64 = 256;
+
+/// What [`rotate_data`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RotationReport {
+    /// The keyring id of the key that sealed the file before.
+    pub old_key_id: u32,
+    /// The keyring id of the key that seals it now.
+    pub new_key_id: u32,
+    /// Data blocks re-encrypted.
+    pub blocks: u64,
+    /// Data blocks never written (left unwritten).
+    pub unwritten: u64,
+}
+
+fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> StoreError {
+    KvError::Io(format!("{what} {}: {e}", path.display())).into()
+}
+
+/// An exclusive lock on `<dir>/keyring.lock`, held while the keyring is rewritten (released
+/// when the file is closed).
+struct KeyringLock {
+    _file: File,
+}
+
+impl KeyringLock {
+    fn acquire(dir: &Path) -> Result<KeyringLock, StoreError> {
+        let path = dir.join("keyring.lock");
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options
+            .open(&path)
+            .map_err(|e| io_error("cannot open", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(KeyringLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Inconsistent(
+                "another key operation is running on this store".to_owned(),
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_error("cannot lock", &path, e)),
+        }
+    }
+}
+
+fn load_keyring(dir: &Path) -> Result<Keyring, StoreError> {
+    Keyring::load(dir)?.ok_or_else(|| {
+        StoreError::Inconsistent(format!(
+            "{} holds no keyring: the store is not encrypted",
+            dir.display()
+        ))
+    })
+}
+
+/// Rewraps the keyring of `dir` under `new` (see the module docs).
+pub fn rotate_master(dir: &Path, old: &MasterKey, new: &MasterKey) -> Result<(), StoreError> {
+    let _lock = KeyringLock::acquire(dir)?;
+    let keyring = load_keyring(dir)?;
+    if new.fingerprint() == keyring.master_fingerprint() {
+        return Err(StoreError::Inconsistent(format!(
+            "the new master key is the current one (fingerprint {})",
+            new.fingerprint()
+        )));
+    }
+    keyring.rewrap(old, new)?.save(dir)?;
+    Ok(())
+}
+
+/// Re-encrypts the data file of `dir` under a fresh data key; the server must be stopped.
+/// `progress(done, total)` is called after each batch of blocks.
+pub fn rotate_data(
+    dir: &Path,
+    master: &MasterKey,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RotationReport, StoreError> {
+    let _keyring_lock = KeyringLock::acquire(dir)?;
+    let data_path = dir.join(ENCRYPTED_DATA_FILE);
+    let _data_lock = lock_data_file(&data_path)?;
+    let mut keyring = load_keyring(dir)?;
+    let old_key_id = encrypted_key_id(&data_path)?;
+    let old_key = keyring.unwrap(old_key_id, master)?;
+
+    // What an interrupted rotation left: its half-written file and its unused key.
+    let rotating = rotating_path(dir);
+    match std::fs::remove_file(&rotating) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error("cannot remove", &rotating, e)),
+    }
+    for id in keyring.ids_labelled(STORE_LABEL) {
+        if id != old_key_id {
+            keyring.remove(id)?;
+        }
+    }
+    keyring.set_current(old_key_id)?;
+
+    let new_key = DataKey::generate()?;
+    let new_key_id = keyring.insert(STORE_LABEL, master, &new_key)?;
+    keyring.save(dir)?;
+
+    let source = EncryptedFile::open(&data_path, &old_key)
+        .map_err(|e| io_error("cannot read", &data_path, e))?
+        .ok_or_else(|| open_failure(dir, OpenFailure::WrongKey))?;
+    let (blocks, unwritten) = reseal(&source, &rotating, &new_key, new_key_id, progress)?;
+    drop(source);
+    std::fs::rename(&rotating, &data_path)
+        .map_err(|e| io_error("cannot replace", &data_path, e))?;
+    sync_dir(dir).map_err(|e| io_error("cannot sync", dir, e))?;
+
+    keyring.set_current(new_key_id)?;
+    keyring.remove(old_key_id)?;
+    keyring.save(dir)?;
+    Ok(RotationReport {
+        old_key_id,
+        new_key_id,
+        blocks,
+        unwritten,
+    })
+}
+
+fn rotating_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{ENCRYPTED_DATA_FILE}.rotate"))
+}
+
+/// Takes the lock a server holds on the data file while it runs, so that no server runs
+/// during an offline rotation.
+fn lock_data_file(path: &Path) -> Result<FileBackend, StoreError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| io_error("cannot open", path, e))?;
+    let backend = FileBackend::new(file).map_err(|e| io_error("cannot open", path, e))?;
+    match backend.try_lock_range(Bound::Included(0), Bound::Unbounded) {
+        Ok(true) => Ok(backend),
+        Ok(false) => Err(StoreError::Inconsistent(format!(
+            "{} is in use (is the server running?); stop the server before `keys rotate-data`",
+            path.display()
+        ))),
+        Err(e) => Err(io_error("cannot lock", path, e)),
+    }
+}
+
+/// Writes `target`: `source` re-sealed under `key`. Returns the data blocks re-sealed and the
+/// data blocks left unwritten.
+fn reseal(
+    source: &EncryptedFile,
+    target_path: &Path,
+    key: &DataKey,
+    key_id: u32,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(u64, u64), StoreError> {
+    let io = |e: std::io::Error| io_error("cannot write", target_path, e);
+    let cipher = crate::encrypted::BlockCipher::new(key, new_preamble(key_id).map_err(io)?);
+    let target = private_file(target_path).map_err(io)?;
+    let write_at = |bytes: &[u8], offset: u64| {
+        std::os::unix::fs::FileExt::write_all_at(&target, bytes, offset).map_err(io)
+    };
+    write_at(&cipher.seal_preamble().map_err(io)?, 0)?;
+    let total = source.blocks();
+    target
+        .set_len(physical_len(total * BLOCK_U64).map_err(io)?)
+        .map_err(io)?;
+    if total == 0 {
+        target.sync_all().map_err(io)?;
+        return Ok((0, 0));
+    }
+
+    for (slot, copy) in source
+        .header_copies()
+        .map_err(|e| io_error("cannot read", target_path, e))?
+    {
+        // A copy that does not authenticate is left unwritten: it was not in use.
+        if let HeaderCopy::Valid { seq, plain } = copy {
+            let mut sealed = vec![0u8; HEADER_SLOT];
+            cipher
+                .seal_header(slot, seq, &plain, &mut sealed)
+                .map_err(io)?;
+            write_at(&sealed, header_slot_offset(slot))?;
+        }
+    }
+
+    let (mut done, mut unwritten) = (1u64, 0u64);
+    let mut first = 1u64;
+    while first < total {
+        let count = BATCH.min(total - first);
+        let n = usize::try_from(count).unwrap_or(usize::MAX);
+        let mut sealed = vec![0u8; n * SEALED];
+        source
+            .read_sealed(first, &mut sealed)
+            .map_err(|e| io_error("cannot read", target_path, e))?;
+        let mut plain = Zeroizing::new(vec![0u8; n * BLOCK]);
+        let mut written = Vec::with_capacity(n);
+        for (i, (block, out)) in (first..).zip(
+            sealed
+                .chunks_exact_mut(SEALED)
+                .zip(plain.chunks_exact_mut(BLOCK)),
+        ) {
+            match source.cipher().open_block(i, block) {
+                Ok(opened) => {
+                    out.copy_from_slice(opened);
+                    written.push(true);
+                }
+                Err(error) if error.failure == IntegrityFailure::Unwritten => {
+                    unwritten += 1;
+                    written.push(false);
+                }
+                Err(error) => {
+                    return Err(KvError::Corrupt(format!(
+                        "{error}; the rotation stopped before changing anything (the store \
+                         keeps its old key)"
+                    ))
+                    .into());
+                }
+            }
+        }
+        // Runs of written blocks, re-sealed and written together.
+        let mut run: Option<u64> = None;
+        for (i, &is_written) in (first..).zip(&written) {
+            match (is_written, run) {
+                (true, None) => run = Some(i),
+                (false, Some(start)) => {
+                    write_run(&cipher, &plain, first, start, i, &write_at)?;
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(start) = run {
+            write_run(&cipher, &plain, first, start, first + count, &write_at)?;
+        }
+        first += count;
+        done += count;
+        progress(done, total);
+    }
+    target.sync_all().map_err(io)?;
+    Ok((total - 1 - unwritten, unwritten))
+}
+
+type WriteAt<'a> = dyn Fn(&[u8], u64) -> Result<(), StoreError> + 'a;
+
+/// Seals blocks `start..end` of the batch starting at `first` and writes them.
+fn write_run(
+    cipher: &crate::encrypted::BlockCipher,
+    plain: &[u8],
+    first: u64,
+    start: u64,
+    end: u64,
+    write_at: &WriteAt<'_>,
+) -> Result<(), StoreError> {
+    let from = usize::try_from(start - first).unwrap_or(usize::MAX) * BLOCK;
+    let to = usize::try_from(end - first).unwrap_or(usize::MAX) * BLOCK;
+    let plain = plain
+        .get(from..to)
+        .ok_or_else(|| StoreError::Inconsistent("re-encryption batch out of range".to_owned()))?;
+    let mut sealed = vec![0u8; plain.len() / BLOCK * SEALED];
+    cipher
+        .seal_blocks(start, plain, &mut sealed)
+        .map_err(|e| StoreError::Kv(KvError::Io(e.to_string())))?;
+    let offset = block_offset(start).map_err(|e| StoreError::Kv(KvError::Io(e.to_string())))?;
+    write_at(&sealed, offset)
+}
