@@ -12,8 +12,9 @@ use testudo_model::codec::{decode_doc, encode_doc};
 use testudo_model::{CollId, Data, DataMap, DocId, NullCause as Missing, StoredDoc, Time, Ts};
 
 use crate::api::{ConstraintFailure, ErrorCode, PathElem};
-use crate::authz::{self, Action, Decision};
+use crate::authz::{Action, Grant};
 use crate::eval::{DocRef, Interp, Module, NullCause, Object, R, Value, err, fail, ops};
+use crate::gate::denied;
 use crate::keys;
 use crate::schema;
 use crate::txn::Read;
@@ -47,19 +48,32 @@ impl Interp<'_> {
         self.read_at.map_or(self.now(), |t| t.min(self.now()))
     }
 
+    /// The document as the privileges in force may see it: a denied read is a missing
+    /// document with cause `permission denied`.
     pub fn load_doc(&mut self, r: DocRef) -> R<DocState> {
-        let cache_key = (r, self.read_at.filter(|t| *t < self.now()));
-        if let Some(state) = self.docs.entries.get(&cache_key) {
-            return Ok(state.clone());
+        let past = self.past_read_time();
+        if let Some(gone) = self.collection_gone(r) {
+            return Ok(DocState::Missing(gone));
         }
-        let state = self.read_doc_uncached(r, cache_key.1)?;
-        self.docs.entries.insert(cache_key, state.clone());
-        Ok(state)
+        let action = self.read_action();
+        let grant = self.grant(r.coll, action);
+        // Denied outright: not even storage is asked.
+        if grant.never() {
+            return Ok(DocState::Missing(Missing::PermissionDenied));
+        }
+        let raw = self.raw_doc(r, past)?;
+        self.visible(r, raw, &grant, action)
     }
 
-    fn read_doc_uncached(&mut self, r: DocRef, past: Option<Ts>) -> R<DocState> {
-        if let Some(denied) = self.unreadable(r) {
-            return Ok(DocState::Missing(denied));
+    /// `at(ts)` inside the snapshot's past, if reads happen there.
+    fn past_read_time(&self) -> Option<Ts> {
+        self.read_at.filter(|t| *t < self.now())
+    }
+
+    /// The document as stored at the read time, whoever asks (cached for the query).
+    fn raw_doc(&mut self, r: DocRef, past: Option<Ts>) -> R<DocState> {
+        if let Some(state) = self.docs.entries.get(&(r, past)) {
+            return Ok(state.clone());
         }
         if let Some(t) = past {
             self.check_history(r.coll, t)?;
@@ -71,7 +85,31 @@ impl Interp<'_> {
         };
         self.doc_reads += 1;
         let state = self.state_from_read(r.coll, read)?;
-        Ok(self.apply_ownership(r, state))
+        self.docs.entries.insert((r, past), state.clone());
+        Ok(state)
+    }
+
+    /// Applies a read grant to a raw state.
+    fn visible(&mut self, r: DocRef, raw: DocState, grant: &Grant, action: Action) -> R<DocState> {
+        let DocState::Live(doc) = &raw else {
+            return Ok(raw);
+        };
+        let fields = doc.fields.clone();
+        if self.grant_allows(r, &fields, grant, action)? {
+            Ok(raw)
+        } else {
+            Ok(DocState::Missing(Missing::PermissionDenied))
+        }
+    }
+
+    /// Whether a document exists at all, whatever the caller may read (a create with a
+    /// chosen id must never overwrite a document the caller cannot see).
+    pub fn doc_exists_unchecked(&mut self, r: DocRef) -> R<bool> {
+        if self.collection_gone(r).is_some() {
+            return Ok(false);
+        }
+        let past = self.past_read_time();
+        Ok(matches!(self.raw_doc(r, past)?, DocState::Live(_)))
     }
 
     /// Refuses reads of a collection at a time older than its retained history: versions that
@@ -92,78 +130,95 @@ impl Interp<'_> {
         Ok(())
     }
 
-    /// The state of a document a set scan found, cached so the page needs no second read.
+    /// The state of a document a set scan found, as the caller may see it; the raw state is
+    /// cached so the page needs no second read.
     pub fn doc_state_from_scan(&mut self, r: DocRef, read: Read, past: Option<Ts>) -> R<DocState> {
-        if let Some(state) = self.docs.entries.get(&(r, past)) {
-            return Ok(state.clone());
+        if let Some(gone) = self.collection_gone(r) {
+            return Ok(DocState::Missing(gone));
         }
-        let state = match self.unreadable(r) {
-            Some(denied) => DocState::Missing(denied),
+        let action = self.read_action();
+        let grant = self.grant(r.coll, action);
+        if grant.never() {
+            return Ok(DocState::Missing(Missing::PermissionDenied));
+        }
+        let raw = match self.docs.entries.get(&(r, past)) {
+            Some(state) => state.clone(),
             None => {
                 self.doc_reads += 1;
                 let state = self.state_from_read(r.coll, Some(read))?;
-                self.apply_ownership(r, state)
+                self.docs.entries.insert((r, past), state.clone());
+                state
             }
         };
-        self.docs.entries.insert((r, past), state.clone());
-        Ok(state)
+        self.visible(r, raw, &grant, action)
     }
 
-    /// Why `r` cannot be read at all, before looking at storage: its collection is gone, or
-    /// the gate denies reading it.
-    fn unreadable(&self, r: DocRef) -> Option<Missing> {
-        if r.coll.is_user()
-            && self.schema.collection_by_id(r.coll).is_none()
-            && !self.created_in_query(r.coll)
-        {
-            return Some(Missing::CollectionDeleted);
-        }
-        if authz::decide(&self.scope, r.coll, Action::Read) == Decision::Deny {
-            return Some(Missing::PermissionDenied);
-        }
-        None
+    /// Reads of the past that the query asked for (`at(ts)`, or a cursor made inside one)
+    /// need `history_read`; other reads need `read`.
+    pub fn reading_history(&self) -> bool {
+        self.history_at.is_some_and(|t| t < self.now())
     }
 
-    /// Applies an ownership-conditional read right (a token's own credential and tokens) to
-    /// a document just read.
-    fn apply_ownership(&self, r: DocRef, state: DocState) -> DocState {
-        if authz::decide(&self.scope, r.coll, Action::Read) != Decision::IfOwnedByIdentity {
-            return state;
-        }
-        match &state {
-            DocState::Live(doc) if self.owned_by_identity(&doc.fields) => state,
-            DocState::Live(_) => DocState::Missing(Missing::PermissionDenied),
-            DocState::Missing(_) => state,
-        }
+    /// The past time a set made now must read at: sets made inside `at(ts) { ... }` keep
+    /// reading there (and keep needing `history_read`) wherever they are used later.
+    pub fn captured_at(&self) -> Option<Ts> {
+        self.history_at.filter(|t| *t < self.now())
     }
 
-    /// Is this the caller's own (its `document` field is the caller's identity)?
-    fn owned_by_identity(&self, fields: &Object) -> bool {
-        match (self.scope.identity, fields.get("document")) {
-            (Some((coll, id)), Some(Value::Doc(d))) => d.coll == coll && d.id == id,
-            _ => false,
-        }
-    }
-
-    /// The gate for a write: `Deny` refuses, and an ownership-conditional right needs the
-    /// current version to be the caller's.
-    fn write_allowed(&mut self, r: DocRef, action: Action) -> R<()> {
-        let allowed = match authz::decide(&self.scope, r.coll, action) {
-            Decision::Allow => true,
-            Decision::Deny => false,
-            Decision::IfOwnedByIdentity => match self.load_doc(r)? {
-                DocState::Live(doc) => self.owned_by_identity(&doc.fields),
-                DocState::Missing(_) => false,
-            },
-        };
-        if allowed {
-            Ok(())
+    fn read_action(&self) -> Action {
+        if self.reading_history() {
+            Action::HistoryRead
         } else {
-            fail(
-                ErrorCode::PermissionDenied,
-                "Insufficient privileges to perform the action.",
-            )
+            Action::Read
         }
+    }
+
+    /// A document of a deleted collection reads as missing, whoever asks.
+    fn collection_gone(&self, r: DocRef) -> Option<Missing> {
+        (r.coll.is_user()
+            && self.schema.collection_by_id(r.coll).is_none()
+            && !self.created_in_query(r.coll))
+        .then_some(Missing::CollectionDeleted)
+    }
+
+    /// The gate for a write, before anything is buffered: refuses what no privilege could
+    /// allow and settles what needs no predicate. Returns the grant whose predicates must
+    /// still pass (`None` when the write is settled).
+    fn write_gate(&mut self, r: DocRef, action: Action) -> R<Option<Grant>> {
+        let grant = self.grant(r.coll, action);
+        if grant.always {
+            return Ok(None);
+        }
+        if grant.if_owned
+            && let DocState::Live(doc) = self.raw_doc(r, None)?
+            && self.owned_by_identity(&doc.fields)
+        {
+            return Ok(None);
+        }
+        if grant.predicates.is_empty() {
+            return denied();
+        }
+        Ok(Some(grant))
+    }
+
+    /// The document as a value a write predicate receives for the version before the write.
+    fn old_version_value(&mut self, r: DocRef) -> R<Value> {
+        let DocState::Live(doc) = self.raw_doc(r, None)? else {
+            return Ok(Value::NULL);
+        };
+        let mut o = Object::with_capacity(doc.fields.len() + 3);
+        if !schema::is_named(r.coll) {
+            o.insert("id".to_string(), Value::Id(r.id.0));
+        }
+        o.insert("coll".to_string(), self.coll_module(r.coll));
+        o.insert(
+            "ts".to_string(),
+            doc.ts.map_or(Value::TxnTime, |t| Value::Time(t.to_time())),
+        );
+        for (k, v) in doc.fields.iter() {
+            o.insert(k.clone(), v.clone());
+        }
+        Ok(Value::object(o))
     }
 
     fn state_from_read(&self, coll: CollId, read: Option<Read>) -> R<DocState> {
@@ -314,11 +369,17 @@ impl Interp<'_> {
         ttl: Option<Time>,
     ) -> R<()> {
         self.check_writable(method)?;
-        self.write_allowed(r, action)?;
+        let pending = self.write_gate(r, action)?;
+        let old_value = match (&pending, action) {
+            (Some(_), Action::Write) => Some(self.old_version_value(r)?),
+            _ => None,
+        };
         self.guard_doc_and_schema_write(r)?;
+        self.forget_decisions();
         let mut fields = fields;
+        let creating = matches!(action, Action::Create | Action::CreateWithId);
         if r.coll.is_user() {
-            self.shape_document(r.coll, action == Action::Create, method, &mut fields)?;
+            self.shape_document(r.coll, creating, method, &mut fields)?;
         }
         let old = self.stored_fields(r)?;
         let stored = StoredDoc { fields, ttl };
@@ -333,7 +394,7 @@ impl Interp<'_> {
             );
         }
         self.maintain_indexes(r, old.as_ref(), Some(&stored.fields))?;
-        if action != Action::Create && affects_authentication(r.coll) {
+        if !creating && affects_authentication(r.coll) {
             self.auth_changed = true;
         }
         self.txn.put(keys::doc(self.db(), r.coll, r.id), bytes);
@@ -343,13 +404,30 @@ impl Interp<'_> {
         if r.coll.is_user() {
             self.run_checks(r, method)?;
         }
+        // Create and write predicates judge the document as it would be written: it is
+        // buffered by now, and a refusal fails the query, which discards the buffer.
+        if let Some(grant) = pending {
+            let new = Value::Doc(r);
+            let args = match old_value {
+                Some(old) => vec![old, new, Value::Doc(r)],
+                None => vec![new, Value::Doc(r)],
+            };
+            if !self.write_predicates_allow(&grant, args)? {
+                return denied();
+            }
+        }
         Ok(())
     }
 
     pub fn delete_doc_version(&mut self, r: DocRef) -> R<()> {
         self.check_writable("delete")?;
-        self.write_allowed(r, Action::Delete)?;
+        if let Some(grant) = self.write_gate(r, Action::Delete)?
+            && !self.write_predicates_allow(&grant, vec![Value::Doc(r)])?
+        {
+            return denied();
+        }
         self.guard_doc_and_schema_write(r)?;
+        self.forget_decisions();
         let old = self.stored_fields(r)?;
         self.maintain_indexes(r, old.as_ref(), None)?;
         if affects_authentication(r.coll) {

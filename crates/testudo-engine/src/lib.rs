@@ -2,7 +2,7 @@
 //!
 //! **Invariants:** every query runs in exactly one database and one transaction; a query
 //! that fails leaves no trace; no document leaves the engine except through the
-//! authorization gate (`authz`, called from `docs`); this crate knows no HTTP and no
+//! authorization gate (`authz` rules, applied by `gate` from `docs`); this crate knows no HTTP and no
 //! storage engine, only the `Kv` trait.
 
 pub mod api;
@@ -10,6 +10,7 @@ mod auth;
 mod authz;
 mod docs;
 mod eval;
+mod gate;
 mod ids;
 mod index;
 mod keys;

@@ -230,6 +230,7 @@ fn evaluate(
             return Err(err(ErrorCode::Unauthorized, "Access token required"));
         }
     }
+    it.assume_roles()?;
     let mut env = Env::default();
     for (name, value) in arguments {
         let v = bind_input(it, value).map_err(|m| {

@@ -4,65 +4,16 @@
 
 #![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value as Json;
-use testudo_auth::{SecretHash, TotpSecret};
-use testudo_engine::{Engine, EngineConfig, Fragment, QueryRequest, Role, Scope};
+use testudo_auth::TotpSecret;
+use testudo_engine::{Engine, Role, Scope};
 use testudo_model::DbId;
-use testudo_model::json::{Format, encode};
-use testudo_storage::LocalKv;
 
-const ROOT: &str = "root-secret";
+mod common;
 
-fn engine() -> Engine {
-    let kv = Arc::new(LocalKv::in_memory().unwrap());
-    Engine::open(
-        kv,
-        EngineConfig {
-            root_secret: SecretHash::of(ROOT),
-        },
-    )
-    .unwrap()
-}
-
-/// Runs `fql` as `bearer`: `Ok(data as tagged JSON)`, or `Err(error code)`, or
-/// `Err("unauthorized")` when the bearer does not authenticate.
-fn q(engine: &Engine, bearer: &str, fql: &str) -> Result<Json, String> {
-    let scope = engine
-        .authenticate(bearer)
-        .map_err(|_| "unauthorized".to_string())?;
-    let request = QueryRequest {
-        fragments: vec![Fragment::Text(fql.to_string())],
-        arguments: Vec::new(),
-        format: Format::Simple,
-        typecheck: None,
-        linearized: false,
-        deadline: Instant::now() + Duration::from_secs(60),
-        timeout: Duration::from_secs(60),
-        max_contention_retries: 5,
-        last_txn_ts: None,
-        client: Some("192.0.2.7".parse().unwrap()),
-    };
-    let response = engine.query(&scope, request);
-    match response.outcome {
-        Ok(out) => {
-            let mut buf = Vec::new();
-            encode(&out, Format::Simple, response.txn_ts, &mut buf);
-            Ok(serde_json::from_slice(&buf).unwrap())
-        }
-        Err(e) => Err(e.code.as_str().to_string()),
-    }
-}
-
-fn ok(engine: &Engine, bearer: &str, fql: &str) -> Json {
-    q(engine, bearer, fql).unwrap_or_else(|e| panic!("{fql}: {e}"))
-}
-
-fn secret_of(v: &Json) -> String {
-    v["secret"].as_str().unwrap().to_string()
-}
+use common::{ROOT, engine, ok, q, secret_of};
 
 /// Two sibling databases A and B under the root, each with the same collection name and
 /// one document, a function, and an index; plus admin keys for both.

@@ -127,8 +127,10 @@ impl Interp<'_> {
                 let t = self.eval(ts, env)?;
                 let when = at(self.snapshot_time_arg(&t), ts.span)?;
                 let saved = self.read_at.replace(when);
+                let saved_history = self.history_at.replace(when);
                 let result = self.eval(body, env);
                 self.read_at = saved;
+                self.history_at = saved_history;
                 result
             }
             ExprKind::Unary { op, operand } => {
@@ -404,8 +406,12 @@ impl Interp<'_> {
         def: &std::sync::Arc<crate::schema::function::FunctionDef>,
         args: Vec<Value>,
     ) -> R<Value> {
+        self.check_call(def, &args)?;
         let lambda = def.lambda()?;
-        self.call_schema_lambda(&lambda, &format!("udf:{}", def.name), &def.body, args)
+        let label = format!("udf:{}", def.name);
+        self.run_as_function_role(def, |it| {
+            it.call_schema_lambda(&lambda, &label, &def.body, args)
+        })
     }
 
     /// Runs a lambda stored in the schema (function body, check, computed field) with a

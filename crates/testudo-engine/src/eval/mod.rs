@@ -59,6 +59,10 @@ pub struct Interp<'e> {
     pub logs: Vec<String>,
     /// The snapshot time reads use inside `at(ts) { ... }`; `None` outside.
     pub read_at: Option<Ts>,
+    /// The past time an `at(ts) { ... }` asked to read at (or a cursor made inside one):
+    /// reading there needs the `history_read` privilege. Unlike `read_at`, a cursor's own
+    /// snapshot does not set it.
+    pub history_at: Option<Ts>,
     /// > 0 while running callbacks that must not write (lazy set functions, predicates).
     pub read_only: u32,
     /// The client's network address (login throttling).
@@ -84,6 +88,10 @@ pub struct Interp<'e> {
     pub schema_bumped: bool,
     /// Collections whose documents this query wrote.
     pub touched_docs: HashMap<u64, ()>,
+    /// The privileges in force (the caller's, or a function role's while its body runs).
+    pub perms: Rc<crate::gate::ActivePerms>,
+    /// Authorization decisions already taken by role predicates.
+    pub decisions: crate::gate::Decisions,
 }
 
 impl<'e> Interp<'e> {
@@ -95,7 +103,13 @@ impl<'e> Interp<'e> {
         source: Rc<str>,
         deadline: Instant,
     ) -> Self {
+        let perms = Rc::new(crate::gate::ActivePerms {
+            id: 0,
+            perms: crate::gate::initial_perms(&scope),
+        });
         Interp {
+            perms,
+            decisions: crate::gate::Decisions::default(),
             shared,
             txn,
             scope,
@@ -105,6 +119,7 @@ impl<'e> Interp<'e> {
             docs: DocCache::default(),
             logs: Vec::new(),
             read_at: None,
+            history_at: None,
             read_only: 0,
             call_span: None,
             client: None,

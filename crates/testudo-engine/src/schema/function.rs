@@ -152,6 +152,18 @@ pub fn validate(it: &mut Interp<'_>, def: &Object, own: Option<DocId>, verb: &st
             )),
         }
     }
+    if let Some(Value::Str(role)) = def.get("role") {
+        // Checked on every write, not only when the role changes: whoever changes the body
+        // of a function decides what runs with its role.
+        it.check_function_role(role)?;
+        let builtin = matches!(&**role, "admin" | "server" | "server-readonly");
+        if !builtin && !role_exists(it, role)? {
+            failures.push(failure(
+                "role",
+                format!("The role `{role}` does not exist."),
+            ));
+        }
+    }
     if let Some(Value::Str(sig)) = def.get("signature")
         && let Err(e) = testudo_fql::parse_type(sig)
     {
@@ -175,4 +187,12 @@ pub fn validate(it: &mut Interp<'_>, def: &Object, own: Option<DocId>, verb: &st
         }
     }
     Ok(stored)
+}
+
+/// Whether a custom role exists as this transaction sees it (a role created earlier in the
+/// same query counts).
+fn role_exists(it: &mut Interp<'_>, name: &str) -> R<bool> {
+    Ok(super::read_all(it.db(), super::ROLE, &mut it.txn)?
+        .iter()
+        .any(|(_, fields)| fields.get("name") == Some(&Data::String(name.to_string()))))
 }

@@ -15,6 +15,7 @@ pub mod collection;
 pub mod database;
 pub mod fields;
 pub mod function;
+pub mod role;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,6 +93,7 @@ pub struct Schema {
     by_name: HashMap<String, usize>,
     by_id: HashMap<CollId, usize>,
     functions: HashMap<String, Arc<function::FunctionDef>>,
+    roles: HashMap<String, Arc<role::RoleDef>>,
 }
 
 impl Schema {
@@ -115,7 +117,17 @@ impl Schema {
         self.functions.get(name)
     }
 
-    /// Reads every collection and function definition of `db` as the transaction sees it.
+    /// A custom role by name.
+    pub fn role(&self, name: &str) -> Option<&Arc<role::RoleDef>> {
+        self.roles.get(name)
+    }
+
+    /// Every custom role.
+    pub fn roles(&self) -> impl Iterator<Item = &Arc<role::RoleDef>> {
+        self.roles.values()
+    }
+
+    /// Reads every collection, function and role definition of `db` as the transaction sees it.
     pub fn load(db: DbId, version: Ts, txn: &mut Txn) -> R<Schema> {
         let mut schema = Schema {
             version,
@@ -130,6 +142,10 @@ impl Schema {
                 schema.functions.insert(alias.clone(), def.clone());
             }
             schema.functions.insert(def.name.clone(), def);
+        }
+        for (id, fields) in read_all(db, ROLE, txn)? {
+            let def = Arc::new(role::RoleDef::from_stored(id, &fields));
+            schema.roles.insert(def.name.clone(), def);
         }
         Ok(schema)
     }

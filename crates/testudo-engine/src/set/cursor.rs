@@ -26,12 +26,14 @@ use crate::eval::value::{CollHandle, Native};
 use crate::eval::{Closure, DocRef, Env, Func, Interp, LambdaCode, Module, R, Value, err, fail};
 use crate::stdlib;
 
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 const MAX_DEPTH: usize = 64;
 
 /// What a cursor restores.
 pub struct Restored {
     pub ts: Ts,
+    /// Made inside `at(ts) { ... }` in the past: continuing it reads history.
+    pub history: bool,
     pub set: SetValue,
     pub pos: Pos,
     pub page_size: usize,
@@ -63,6 +65,7 @@ impl Interp<'_> {
         let mut w = Writer::default();
         w.u8(FORMAT);
         w.u64(self.read_at.map_or(self.now(), |t| t.min(self.now())).0);
+        w.u8(u8::from(self.reading_history()));
         w.u64(page_size as u64);
         w.set_expr(&set.expr, 0)?;
         w.pos(pos);
@@ -110,6 +113,11 @@ impl Interp<'_> {
             return Err(invalid());
         }
         let ts = Ts(r.u64()?);
+        let history = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(invalid()),
+        };
         let page_size = usize::try_from(r.u64()?).map_err(|_| invalid())?;
         let expr = r.set_expr(self, 0)?;
         let pos = r.pos(0)?;
@@ -118,6 +126,7 @@ impl Interp<'_> {
         }
         Ok(Restored {
             ts,
+            history,
             set: SetValue::with_page_size(expr, Some(page_size)),
             pos,
             page_size,

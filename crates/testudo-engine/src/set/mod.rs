@@ -367,7 +367,14 @@ impl DocScan {
                 coll: self.coll,
                 id,
             };
-            if it.admit_scanned(r, read, at)? {
+            // A set made inside `at()` reads history wherever it is used.
+            let saved = it.history_at;
+            if self.at.is_some() {
+                it.history_at = self.at;
+            }
+            let admitted = it.admit_scanned(r, read, at);
+            it.history_at = saved;
+            if admitted? {
                 self.buffer.push_back(r);
             }
         }
@@ -510,12 +517,14 @@ impl SetIter for IndexScan {
                 return Ok(None);
             };
             self.after = Some(suffix);
-            let saved = it.read_at;
+            let (saved, saved_history) = (it.read_at, it.history_at);
             if let Some(t) = self.at {
                 it.read_at = Some(t);
+                it.history_at = Some(t);
             }
             let live = it.doc_exists(r);
             it.read_at = saved;
+            it.history_at = saved_history;
             if live? {
                 return Ok(Some(Value::Doc(r)));
             }

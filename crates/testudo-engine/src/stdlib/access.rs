@@ -21,7 +21,7 @@ use testudo_auth::{
 };
 use testudo_model::{CollId, Data, DataMap, DocId, Time};
 
-use super::args::{arg, expected, func_arg, object_arg, set_value, str_arg};
+use super::args::{arg, expected, object_arg, set_value, str_arg};
 use super::{MethodDef, between, def, exactly};
 use crate::api::ErrorCode;
 use crate::authz::Action;
@@ -32,53 +32,12 @@ use crate::schema::{CREDENTIAL, KEY, TOKEN};
 use crate::set::SetExpr;
 use crate::{keys, tenancy};
 
-fn system_set(coll: CollId) -> SetExpr {
-    SetExpr::Docs {
-        coll,
-        from: None,
-        to: None,
-        at: None,
-    }
-}
-
-fn common_static(coll: CollId, name: &str) -> Option<MethodDef> {
-    let _ = coll;
-    Some(match name {
-        "all" => def("all", exactly(0), |_, r, _| {
-            Ok(set_value(system_set(coll_of(r)?)))
-        }),
-        "where" => def("where", exactly(1), |_, r, a| {
-            let f = func_arg(&arg(&a, 0), "predicate")?;
-            Ok(set_value(SetExpr::Where(
-                Rc::new(system_set(coll_of(r)?)),
-                f,
-            )))
-        }),
-        "byId" => def("byId", exactly(1), |_, r, a| {
-            let id = super::global::to_id(&arg(&a, 0), "id")?;
-            Ok(Value::Doc(DocRef {
-                coll: coll_of(r)?,
-                id,
-            }))
-        }),
-        _ => return None,
-    })
-}
-
-fn coll_of(module: &Value) -> R<CollId> {
-    match module {
-        Value::Module(m) => crate::schema::system_by_name(m.name())
-            .ok_or_else(|| err(ErrorCode::Internal, "not a system collection")),
-        _ => Err(err(ErrorCode::Internal, "not a module")),
-    }
-}
-
 pub fn key_module_method(name: &str) -> Option<MethodDef> {
     match name {
         "create" => Some(def("create", exactly(1), |it, _, a| {
             create_key(it, &*object_arg(&arg(&a, 0), "data")?)
         })),
-        other => common_static(KEY, other),
+        other => super::system::listing_method_for(KEY, other),
     }
 }
 
@@ -92,7 +51,7 @@ pub fn token_module_method(name: &str) -> Option<MethodDef> {
             let tokens = owned_by(it, TOKEN, identity)?;
             Ok(set_value(SetExpr::Values(Rc::new(List::new(tokens)))))
         })),
-        other => common_static(TOKEN, other),
+        other => super::system::listing_method_for(TOKEN, other),
     }
 }
 
@@ -111,7 +70,7 @@ pub fn credential_module_method(name: &str) -> Option<MethodDef> {
                     "no credential for that document",
                 ))))
         })),
-        other => common_static(CREDENTIAL, other),
+        other => super::system::listing_method_for(CREDENTIAL, other),
     }
 }
 

@@ -32,7 +32,7 @@ fn handle(v: &Value) -> R<Rc<CollHandle>> {
 
 pub fn user_collection_method(name: &str) -> Option<MethodDef> {
     Some(match name {
-        "all" => def("all", between(0, 1), |_, r, a| {
+        "all" => def("all", between(0, 1), |it, r, a| {
             let c = handle(r)?;
             let (from, to) = match a.first() {
                 Some(range) => id_range(range)?,
@@ -42,10 +42,10 @@ pub fn user_collection_method(name: &str) -> Option<MethodDef> {
                 coll: c.id,
                 from,
                 to,
-                at: None,
+                at: it.captured_at(),
             }))
         }),
-        "where" => def("where", exactly(1), |_, r, a| {
+        "where" => def("where", exactly(1), |it, r, a| {
             let c = handle(r)?;
             let f = func_arg(&arg(&a, 0), "predicate")?;
             Ok(set_value(SetExpr::Where(
@@ -53,7 +53,7 @@ pub fn user_collection_method(name: &str) -> Option<MethodDef> {
                     coll: c.id,
                     from: None,
                     to: None,
-                    at: None,
+                    at: it.captured_at(),
                 }),
                 f,
             )))
@@ -65,7 +65,7 @@ pub fn user_collection_method(name: &str) -> Option<MethodDef> {
                 coll: c.id,
                 from: None,
                 to: None,
-                at: None,
+                at: it.captured_at(),
             });
             let mut iter = crate::set::open(&all, &crate::set::Pos::Start)?;
             while let Some(v) = iter.next(it)? {
@@ -195,10 +195,15 @@ pub fn user_fields(
 fn create_document(it: &mut Interp<'_>, c: &CollHandle, input: &Object, as_data: bool) -> R<Value> {
     it.check_writable("create")?;
     let (fields, ttl, explicit_id) = user_fields(it, c.id, input, as_data, true, "create")?;
+    let action = if explicit_id.is_some() {
+        Action::CreateWithId
+    } else {
+        Action::Create
+    };
     let id = match explicit_id {
         Some(id) => {
             let r = DocRef { coll: c.id, id };
-            if it.doc_exists(r)? {
+            if it.doc_exists_unchecked(r)? {
                 return fail(
                     ErrorCode::DocumentIdExists,
                     format!(
@@ -213,7 +218,7 @@ fn create_document(it: &mut Interp<'_>, c: &CollHandle, input: &Object, as_data:
     };
     let r = DocRef { coll: c.id, id };
     let stored = crate::docs::object_to_data(&fields, 1)?;
-    it.put_doc(r, Action::Create, "create", stored, ttl.flatten())?;
+    it.put_doc(r, action, "create", stored, ttl.flatten())?;
     Ok(Value::Doc(r))
 }
 
@@ -245,22 +250,22 @@ pub fn collection_module_method(name: &str) -> Option<MethodDef> {
                 None => Value::Null(NullCause::NoSuchElement("no collection with that name")),
             })
         }),
-        "all" => def("all", exactly(0), |_, _, _| {
+        "all" => def("all", exactly(0), |it, _, _| {
             Ok(set_value(SetExpr::Docs {
                 coll: COLLECTION,
                 from: None,
                 to: None,
-                at: None,
+                at: it.captured_at(),
             }))
         }),
-        "where" => def("where", exactly(1), |_, _, a| {
+        "where" => def("where", exactly(1), |it, _, a| {
             let f = func_arg(&arg(&a, 0), "predicate")?;
             Ok(set_value(SetExpr::Where(
                 Rc::new(SetExpr::Docs {
                     coll: COLLECTION,
                     from: None,
                     to: None,
-                    at: None,
+                    at: it.captured_at(),
                 }),
                 f,
             )))
@@ -271,7 +276,7 @@ pub fn collection_module_method(name: &str) -> Option<MethodDef> {
                 coll: COLLECTION,
                 from: None,
                 to: None,
-                at: None,
+                at: it.captured_at(),
             });
             let mut iter = crate::set::open(&all, &crate::set::Pos::Start)?;
             while let Some(v) = iter.next(it)? {
@@ -437,14 +442,13 @@ pub fn index_call(
             }
         }
     }
-    let _ = it;
     Ok(set_value(SetExpr::Index {
         coll,
         index,
         terms: Rc::new(terms),
         from,
         to,
-        at: None,
+        at: it.captured_at(),
     }))
 }
 

@@ -1,16 +1,13 @@
 //! The `Database` system module: child databases as documents of their parent.
 
-use std::rc::Rc;
+use testudo_model::{DataMap, DbId, DocId};
 
-use testudo_model::{Data, DataMap, DbId, DocId};
-
-use super::args::{arg, func_arg, object_arg, set_value, str_arg};
+use super::args::{arg, object_arg};
 use super::{MethodDef, def, exactly};
 use crate::authz::Action;
-use crate::eval::{DocRef, Interp, NullCause, Object, R, Value};
+use crate::eval::{DocRef, Interp, Object, R, Value};
 use crate::schema::collection::{constraint_error, failure};
 use crate::schema::{DATABASE, database::validate};
-use crate::set::SetExpr;
 use crate::{keys, tenancy};
 
 pub fn database_module_method(name: &str) -> Option<MethodDef> {
@@ -41,45 +38,8 @@ pub fn database_module_method(name: &str) -> Option<MethodDef> {
             it.txn.put(keys::schema_marker(child), Vec::new());
             Ok(Value::Doc(r))
         }),
-        "byName" => def("byName", exactly(1), |it, _, a| {
-            let name = str_arg(&arg(&a, 0), "name")?;
-            for (id, fields) in crate::schema::read_all(it.db(), DATABASE, &mut it.txn)? {
-                if fields.get("name") == Some(&Data::String(name.to_string())) {
-                    return Ok(Value::Doc(DocRef { coll: DATABASE, id }));
-                }
-            }
-            Ok(Value::Null(NullCause::NoSuchElement(
-                "no database with that name",
-            )))
-        }),
-        "all" => def("all", exactly(0), |_, _, _| Ok(set_value(all()))),
-        "where" => def("where", exactly(1), |_, _, a| {
-            let f = func_arg(&arg(&a, 0), "predicate")?;
-            Ok(set_value(SetExpr::Where(Rc::new(all()), f)))
-        }),
-        "firstWhere" => def("firstWhere", exactly(1), |it, _, a| {
-            let f = func_arg(&arg(&a, 0), "predicate")?;
-            let mut iter = crate::set::open(&Rc::new(all()), &crate::set::Pos::Start)?;
-            while let Some(v) = iter.next(it)? {
-                if it.predicate(&f, v.clone())? {
-                    return Ok(v);
-                }
-            }
-            Ok(Value::Null(NullCause::NoSuchElement(
-                "no matching database",
-            )))
-        }),
-        _ => return None,
+        other => return super::system::listing_method_for(DATABASE, other),
     })
-}
-
-fn all() -> SetExpr {
-    SetExpr::Docs {
-        coll: DATABASE,
-        from: None,
-        to: None,
-        at: None,
-    }
 }
 
 /// Updates or replaces a database document (rename, flags, data).

@@ -16,8 +16,10 @@ pub mod math;
 pub mod object;
 pub mod params;
 pub mod query;
+pub mod role;
 pub mod set;
 pub mod string;
+pub mod system;
 pub mod time;
 
 use std::rc::Rc;
@@ -97,6 +99,7 @@ fn module_method(m: &Module, name: &str) -> Option<MethodDef> {
             "Query" => query::method(name),
             "Collection" => collection::collection_module_method(name),
             "Function" => function::function_module_method(name),
+            "Role" => role::role_module_method(name),
             "Database" => database::database_module_method(name),
             "Key" => access::key_module_method(name),
             "Token" => access::token_module_method(name),

@@ -30,8 +30,14 @@ pub fn static_method(name: &str) -> Option<MethodDef> {
                 None => restored.page_size,
             };
             let saved = it.read_at.replace(restored.ts);
+            let saved_history = if restored.history {
+                it.history_at.replace(restored.ts)
+            } else {
+                it.history_at
+            };
             let result = page_object(it, &restored.set, &restored.pos, size);
             it.read_at = saved;
+            it.history_at = saved_history;
             result
         }),
         _ => return None,

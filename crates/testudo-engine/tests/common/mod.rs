@@ -1,0 +1,73 @@
+//! Test support shared by the engine's integration tests: an engine on an in-memory store
+//! whose root secret is [`ROOT`], and queries run as any bearer secret.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+use testudo_auth::SecretHash;
+use testudo_engine::{Engine, EngineConfig, Fragment, QueryRequest};
+use testudo_model::json::{Format, encode};
+use testudo_storage::LocalKv;
+
+pub const ROOT: &str = "root-secret";
+
+pub fn engine() -> Engine {
+    let kv = Arc::new(LocalKv::in_memory().unwrap());
+    Engine::open(
+        kv,
+        EngineConfig {
+            root_secret: SecretHash::of(ROOT),
+        },
+    )
+    .unwrap()
+}
+
+/// Runs `fql` as `bearer`: `Ok(data as simple JSON)`, or `Err(error code)`, or
+/// `Err("unauthorized")` when the bearer does not authenticate.
+pub fn q(engine: &Engine, bearer: &str, fql: &str) -> Result<Json, String> {
+    let scope = engine
+        .authenticate(bearer)
+        .map_err(|_| "unauthorized".to_string())?;
+    let request = QueryRequest {
+        fragments: vec![Fragment::Text(fql.to_string())],
+        arguments: Vec::new(),
+        format: Format::Simple,
+        typecheck: None,
+        linearized: false,
+        deadline: Instant::now() + Duration::from_secs(60),
+        timeout: Duration::from_secs(60),
+        max_contention_retries: 5,
+        last_txn_ts: None,
+        client: Some("192.0.2.7".parse().unwrap()),
+    };
+    let response = engine.query(&scope, request);
+    match response.outcome {
+        Ok(out) => {
+            let mut buf = Vec::new();
+            encode(&out, Format::Simple, response.txn_ts, &mut buf);
+            Ok(serde_json::from_slice(&buf).unwrap())
+        }
+        Err(e) => Err(e.code.as_str().to_string()),
+    }
+}
+
+/// Runs `fql` and expects success.
+pub fn ok(engine: &Engine, bearer: &str, fql: &str) -> Json {
+    q(engine, bearer, fql).unwrap_or_else(|e| panic!("{fql}: {e}"))
+}
+
+/// Runs `fql` and expects the error `code`.
+pub fn fails(engine: &Engine, bearer: &str, fql: &str, code: &str) {
+    match q(engine, bearer, fql) {
+        Err(e) => assert_eq!(e, code, "{fql}"),
+        Ok(v) => panic!("{fql}: expected {code}, got {v}"),
+    }
+}
+
+pub fn secret_of(v: &Json) -> String {
+    v["secret"].as_str().unwrap().to_string()
+}
