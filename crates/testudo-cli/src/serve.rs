@@ -1,14 +1,19 @@
 //! `testudo serve`: open the data directory, start the engine, serve the Fauna protocol until
 //! SIGINT/SIGTERM, then shut down gracefully and close the engine.
 //!
-//! Startup order: check the listen address, create the data directory, resolve the root
-//! secret, open the store and the engine, install the signal handlers, bind, and only then
-//! print `testudo listening on http://<addr>` (tests and scripts wait for that line; once it
-//! is printed a SIGTERM always means a graceful shutdown).
+//! Startup order: check the listen address, load the TLS files, create the data directory,
+//! resolve the root secret, open the store and the engine, install the signal handlers, bind,
+//! and only then print `testudo listening on http://<addr>` (`https://` with TLS; tests and
+//! scripts wait for that line; once it is printed a SIGTERM always means a graceful shutdown).
+//!
+//! With TLS, SIGHUP reloads the certificate, key and client CA files: new handshakes use the
+//! new ones, open connections keep theirs, and a reload that fails is logged and changes
+//! nothing. Without TLS, SIGHUP keeps its default meaning.
 //!
 //! **Invariants:** plaintext HTTP is served on a non-loopback address only when the operator
-//! says `--insecure-allow-plaintext`; the engine is closed only after the server returned
-//! (no request or engine call is running any more).
+//! says `--insecure-allow-plaintext`; unusable TLS files stop the start before the data
+//! directory is touched; the engine is closed only after the server returned (no request or
+//! engine call is running any more).
 
 use std::fs;
 use std::io::Write;
@@ -18,7 +23,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use testudo_engine::{Engine, EngineConfig};
-use testudo_server::ServerConfig;
+use testudo_server::{ServerConfig, TlsConfig, TlsFiles};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -58,9 +63,22 @@ pub struct ServeArgs {
     #[arg(long)]
     dev: bool,
 
-    /// Serve plaintext HTTP on a non-loopback address (TLS is not available yet).
+    /// Serve plaintext HTTP on a non-loopback address (no effect with --tls-cert).
     #[arg(long)]
     insecure_allow_plaintext: bool,
+
+    /// Serve HTTPS with this certificate chain (PEM: the server's certificate first, then
+    /// intermediates). TLS 1.3 and 1.2; HTTP/2 or HTTP/1.1 by ALPN. SIGHUP reloads the files.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or SEC1, unencrypted).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: clients must present a certificate signed by a CA in this PEM file.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 
     /// The largest request body accepted, in bytes.
     #[arg(long, default_value_t = ServerConfig::default().max_body_bytes)]
@@ -82,7 +100,16 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), CliError> {
-    let addr = listen_address(&args.listen, args.insecure_allow_plaintext)?;
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(load_tls(TlsFiles {
+            cert,
+            key,
+            client_ca: args.tls_client_ca,
+        })?),
+        // clap requires both or neither.
+        _ => None,
+    };
+    let addr = listen_address(&args.listen, tls.is_some() || args.insecure_allow_plaintext)?;
     create_data_dir(&args.data_dir)?;
 
     let source = match (args.dev, args.root_secret) {
@@ -105,19 +132,29 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
 
     // Installed before the listening line: from then on a signal means a graceful shutdown.
     let signals = Signals::install()?;
+    if let Some(tls) = &tls {
+        reload_on_hangup(tls.clone())?;
+    }
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|err| CliError::Failed(format!("could not listen on {addr}: {err}")))?;
     let local = listener
         .local_addr()
         .map_err(|err| CliError::Failed(format!("could not read the listening address: {err}")))?;
-    announce(&format!("testudo listening on http://{local}"))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    announce(&format!("testudo listening on {scheme}://{local}"))?;
 
     let config = ServerConfig {
         max_body_bytes: args.max_body_bytes,
         ..ServerConfig::default()
     };
-    let served = testudo_server::serve(listener, Arc::clone(&engine), config, signals.recv()).await;
+    let engine_ref = Arc::clone(&engine);
+    let served = match tls {
+        None => testudo_server::serve(listener, engine_ref, config, signals.recv()).await,
+        Some(tls) => {
+            testudo_server::serve_tls(listener, engine_ref, config, tls, signals.recv()).await
+        }
+    };
     let closed = engine.close();
     served.map_err(|err| CliError::Failed(format!("the server failed: {err}")))?;
     closed
@@ -126,8 +163,9 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Resolves `--listen` and applies the plaintext rule.
-fn listen_address(listen: &str, allow_plaintext: bool) -> Result<SocketAddr, CliError> {
+/// Resolves `--listen` and applies the plaintext rule: a non-loopback address needs TLS or
+/// `--insecure-allow-plaintext` (`encrypted_or_allowed`).
+fn listen_address(listen: &str, encrypted_or_allowed: bool) -> Result<SocketAddr, CliError> {
     let addrs: Vec<SocketAddr> = listen
         .to_socket_addrs()
         .map_err(|err| CliError::Refused(format!("invalid --listen address '{listen}': {err}")))?
@@ -137,15 +175,49 @@ fn listen_address(listen: &str, allow_plaintext: bool) -> Result<SocketAddr, Cli
             "--listen address '{listen}' resolves to nothing"
         )));
     };
-    if !allow_plaintext && !addrs.iter().all(|a| a.ip().is_loopback()) {
+    if !encrypted_or_allowed && !addrs.iter().all(|a| a.ip().is_loopback()) {
         return Err(CliError::Refused(format!(
             "refusing to serve plaintext HTTP on {listen}, which is not a loopback address: \
-             secrets would cross the network unencrypted. TLS support arrives in a later release; \
-             until then, listen on 127.0.0.1 or ::1, or pass --insecure-allow-plaintext if the \
+             secrets would cross the network unencrypted. Serve TLS with --tls-cert and \
+             --tls-key, listen on 127.0.0.1 or ::1, or pass --insecure-allow-plaintext if the \
              network is trusted"
         )));
     }
     Ok(first)
+}
+
+/// Loads the TLS files; an unusable file is a refused configuration.
+fn load_tls(files: TlsFiles) -> Result<TlsConfig, CliError> {
+    TlsConfig::load(files).map_err(|err| CliError::Refused(format!("TLS: {err}")))
+}
+
+/// On every SIGHUP, reloads the TLS files on a blocking thread. Installed before the listening
+/// line, so a SIGHUP after it never kills the process.
+fn reload_on_hangup(tls: TlsConfig) -> Result<(), CliError> {
+    let mut hangup = signal(SignalKind::hangup())
+        .map_err(|err| CliError::Failed(format!("could not install signal handlers: {err}")))?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            let files = tls.files().clone();
+            let reloading = tls.clone();
+            match tokio::task::spawn_blocking(move || reloading.reload()).await {
+                Ok(Ok(())) => tracing::info!(
+                    cert = %files.cert.display(),
+                    key = %files.key.display(),
+                    "TLS certificate reloaded"
+                ),
+                Ok(Err(err)) => tracing::error!(
+                    error = %err,
+                    "TLS reload failed; still serving the previous certificate"
+                ),
+                Err(err) => tracing::error!(
+                    error = %err,
+                    "TLS reload failed unexpectedly; still serving the previous certificate"
+                ),
+            }
+        }
+    });
+    Ok(())
 }
 
 fn create_data_dir(dir: &Path) -> Result<(), CliError> {
@@ -212,6 +284,12 @@ mod tests {
         let err = listen_address("0.0.0.0:8443", false).unwrap_err();
         assert!(matches!(&err, CliError::Refused(m) if m.contains("--insecure-allow-plaintext")));
         assert!(listen_address("0.0.0.0:8443", true).is_ok());
+    }
+
+    #[test]
+    fn the_refusal_points_at_tls() {
+        let err = listen_address("0.0.0.0:8443", false).unwrap_err();
+        assert!(matches!(&err, CliError::Refused(m) if m.contains("--tls-cert")));
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The Fauna v10 wire protocol over HTTP: `POST /query/1`, `GET`/`HEAD /ping`, and (soon)
-//! `/feed/1` and `/stream/1`, on HTTP/1.1 and cleartext HTTP/2 (prior knowledge) on one port.
+//! `/feed/1` and `/stream/1`, on HTTP/1.1 and HTTP/2 on one port: cleartext (HTTP/2 by prior
+//! knowledge) or TLS 1.2/1.3 (HTTP/2 by ALPN).
 //!
 //! The server owns everything about the wire — headers, JSON bodies, query templates, HTTP
 //! statuses, timeouts and size limits — and nothing about queries: it authenticates through
 //! `Engine::authenticate`, hands a [`testudo_engine::QueryRequest`] to `Engine::query` on a
 //! blocking thread and writes the [`testudo_engine::QueryResponse`] back.
 //!
-//! Map: `server.rs` (accept loop, connections, graceful shutdown), `routes/` (one endpoint
+//! Map: `server.rs` (accept loop, TLS handshakes, connections, graceful shutdown), `tls.rs`
+//! (certificates and keys, reload), `routes/` (one endpoint
 //! per file), `request.rs` (headers), `auth.rs` (the secret), `body.rs` (bounded body
 //! reading), `query_body.rs` + `template.rs` (the JSON body and the template grammar),
 //! `response.rs` (JSON writing), `error.rs` (the one mapping to HTTP statuses and codes).
@@ -27,9 +29,11 @@ mod response;
 mod routes;
 mod server;
 mod template;
+mod tls;
 mod trace;
 
 pub use config::ServerConfig;
 pub use error::{ProtocolCode, ProtocolError};
 pub use request::{DEFAULT_QUERY_TIMEOUT, MAX_QUERY_TIMEOUT_MS};
-pub use server::{ServeError, serve};
+pub use server::{ServeError, serve, serve_tls};
+pub use tls::{TlsConfig, TlsError, TlsFiles};

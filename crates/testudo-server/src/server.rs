@@ -1,5 +1,5 @@
-//! Accepting connections and serving HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) on the
-//! same port, and shutting down gracefully.
+//! Accepting connections and serving HTTP/1.1 and HTTP/2 on the same port — cleartext (HTTP/2
+//! by prior knowledge) or inside TLS (HTTP/2 chosen by ALPN) — and shutting down gracefully.
 //!
 //! Shutdown: when the `shutdown` future resolves, the listener is dropped (no new
 //! connections), every open connection is asked to finish (HTTP/1.1 closes after its current
@@ -8,12 +8,15 @@
 //! ends by its own deadline), so that the caller may close the engine as soon as `serve`
 //! returns.
 //!
-//! TLS seam: [`serve_connection`] is generic over the byte stream; a TLS acceptor wraps the
-//! accepted `TcpStream` in the accept loop and hands the TLS stream over instead.
+//! TLS: [`serve_connection`] is generic over the byte stream. With TLS, each connection's
+//! task (never the accept loop) runs the handshake with the configuration current at accept
+//! time, bounded by the header read timeout and cut by the end of the grace period, then
+//! serves the TLS stream. The HTTP version is detected from the first bytes either way; a
+//! client that negotiated `h2` by ALPN starts with the HTTP/2 preface.
 //!
 //! **Invariants:** the reactor never runs an engine call; every connection has a bounded time
-//! to start its first request and every request a bounded time to send its head and body;
-//! the number of connections is bounded; `serve` returns only when no engine call is running
+//! to finish its TLS handshake and to start its first request, and every request a bounded
+//! time to send its head and body; the number of connections is bounded; `serve` returns only when no engine call is running
 //! and none can start any more.
 
 use std::convert::Infallible;
@@ -37,6 +40,7 @@ use crate::config::ServerConfig;
 use crate::error::ProtocolError;
 use crate::inflight::InFlight;
 use crate::routes;
+use crate::tls::TlsConfig;
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -83,12 +87,34 @@ impl AppState {
     }
 }
 
-/// Serves `listener` until `shutdown` resolves, then shuts down gracefully (see the module
-/// docs). Returns once no connection is open and no engine call is running.
+/// Serves plaintext HTTP on `listener` until `shutdown` resolves, then shuts down gracefully
+/// (see the module docs). Returns once no connection is open and no engine call is running.
 pub async fn serve(
     listener: TcpListener,
     engine: Arc<Engine>,
     config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    run(listener, engine, config, None, shutdown).await
+}
+
+/// [`serve`], with every connection inside TLS. Reloading `tls` (from another task) changes
+/// the certificate for the handshakes that follow.
+pub async fn serve_tls(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    config: ServerConfig,
+    tls: TlsConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    run(listener, engine, config, Some(tls), shutdown).await
+}
+
+async fn run(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    config: ServerConfig,
+    tls: Option<TlsConfig>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let local = listener.local_addr().map_err(ServeError::Listener)?;
@@ -99,7 +125,14 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(max_connections));
     let (cut_tx, cut_rx) = watch::channel(false);
-    tracing::info!(%local, "serving HTTP/1.1 and h2c");
+    match &tls {
+        None => tracing::info!(%local, "serving HTTP/1.1 and h2c"),
+        Some(tls) => tracing::info!(
+            %local,
+            client_certificates = tls.requires_client_certificates(),
+            "serving HTTP/1.1 and HTTP/2 over TLS"
+        ),
+    }
 
     tokio::pin!(shutdown);
     loop {
@@ -137,9 +170,23 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let cut = cut_rx.clone();
+        // Taken at accept time: a reload affects only the connections accepted after it.
+        let acceptor = tls
+            .as_ref()
+            .map(|tls| tokio_rustls::TlsAcceptor::from(tls.current()));
         tokio::spawn(async move {
             let _slot = slot;
-            serve_connection(stream, Some(peer), state, builder, watcher, cut).await;
+            let mut cut = cut;
+            match acceptor {
+                None => serve_connection(stream, Some(peer), state, builder, watcher, cut).await,
+                Some(acceptor) => {
+                    let Some(stream) = handshake(acceptor, stream, peer, &state, &mut cut).await
+                    else {
+                        return;
+                    };
+                    serve_connection(stream, Some(peer), state, builder, watcher, cut).await;
+                }
+            }
         });
     }
 
@@ -185,6 +232,33 @@ fn connection_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
         .keep_alive_interval(Duration::from_secs(60))
         .keep_alive_timeout(Duration::from_secs(20));
     builder
+}
+
+/// The server side of a TLS handshake, bounded by the header read timeout (a client that
+/// stalls it holds a connection slot) and by the end of the grace period. `None` when it
+/// failed; failures are the client's business, so they are logged at debug level only.
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    state: &AppState,
+    cut: &mut watch::Receiver<bool>,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let timeout = state.config.header_read_timeout;
+    tokio::select! {
+        done = tokio::time::timeout(timeout, acceptor.accept(stream)) => match done {
+            Ok(Ok(stream)) => Some(stream),
+            Ok(Err(err)) => {
+                tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                None
+            }
+            Err(_elapsed) => {
+                tracing::debug!(%peer, "TLS handshake not finished in time");
+                None
+            }
+        },
+        _ = cut.wait_for(|&cut| cut) => None,
+    }
 }
 
 /// The address a request came from, attached to every request of a connection.
