@@ -72,9 +72,37 @@ impl Scope {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Credential {
     Root,
-    Key { db: DbId, id: DocId },
-    Token { db: DbId, id: DocId },
+    Key {
+        db: DbId,
+        id: DocId,
+    },
+    Token {
+        db: DbId,
+        id: DocId,
+    },
+    /// A JWT from the access provider `provider` of database `db`.
+    Jwt {
+        db: DbId,
+        provider: DocId,
+    },
 }
+
+/// A verified JWT: the access provider that accepted it and its claims.
+#[derive(Clone, Debug)]
+pub struct JwtIdentity {
+    pub provider: DocId,
+    /// The token's payload, as `Query.token()` returns it.
+    pub claims: testudo_model::Data,
+}
+
+impl PartialEq for JwtIdentity {
+    fn eq(&self, other: &Self) -> bool {
+        self.provider == other.provider && self.claims == other.claims
+    }
+}
+
+// Claims come from JSON, which has no NaN: equality is reflexive.
+impl Eq for JwtIdentity {}
 
 /// The rights a secret carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,12 +112,13 @@ pub enum Role {
     ServerReadOnly,
     /// The legacy `client` role: no rights at all.
     Client,
-    /// A user-defined role (its privileges arrive with the authorization issue: until then
-    /// it grants nothing, failing closed).
+    /// A user-defined role (a key's); a role that does not exist grants nothing.
     Custom(String),
     /// A token whose identity belongs to no role: only the baseline rights every token has
     /// (read its own credential, read and delete its own tokens).
     Token,
+    /// A JWT: the roles its access provider grants, decided at each query.
+    Jwt(std::sync::Arc<JwtIdentity>),
 }
 
 /// The outcome of one query, success or query error. Always carries the fields Fauna sends

@@ -27,7 +27,10 @@ use testudo_model::codec::decode_doc;
 use testudo_model::{CollId, Data, DataMap, DbId, DocId, Time};
 use testudo_storage::KvError;
 
-use crate::api::{Credential, Role, Scope, Unauthorized};
+use testudo_auth::jwt;
+
+use crate::api::{Credential, JwtIdentity, Role, Scope, Unauthorized};
+use crate::schema::access_provider::{ProviderDef, audience};
 use crate::txn::Txn;
 use crate::{EngineShared, keys, schema, tenancy};
 
@@ -94,6 +97,10 @@ pub fn authenticate_fast(
     if let Some(scope) = shared.auth.get(&cache_key(bearer)) {
         return Some(Ok(scope));
     }
+    // A JWT's key set may have to be fetched: never on the network thread.
+    if jwt::looks_like_jwt(bearer) {
+        return None;
+    }
     let (base, request) = match parse_bearer(bearer) {
         Ok(parsed) => parsed,
         Err(e) => return Some(Err(fail(shared, bearer_failure(&e)))),
@@ -120,6 +127,13 @@ pub fn authenticate(shared: &EngineShared, bearer: &str) -> Result<Scope, Unauth
         return Ok(scope);
     }
     let epoch = shared.auth.epoch.load(Ordering::SeqCst);
+    if jwt::looks_like_jwt(bearer) {
+        let (scope, expires) = authenticate_jwt(shared, bearer)?;
+        shared
+            .auth
+            .put(cache_key, scope.clone(), epoch, Some(expires));
+        return Ok(scope);
+    }
     let (base, request) = parse_bearer(bearer).map_err(|e| fail(shared, bearer_failure(&e)))?;
     let mut txn = Txn::begin(shared.kv.as_ref()).map_err(|e| storage(shared, e))?;
     let (mut scope, base_role, mut expires) = base_scope(shared, &mut txn, base)?;
@@ -300,6 +314,120 @@ fn earliest(a: Option<Time>, b: Option<Time>) -> Option<Time> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, y) => x.or(y),
+    }
+}
+
+/// The key-set cache JWT verification uses, fetching as `options` allow.
+pub fn jwks_cache(options: &crate::JwtOptions) -> Result<jwt::JwksCache, jwt::JwtError> {
+    let http = jwt::HttpJwksFetcher::new(jwt::HttpFetchConfig {
+        allow_http: options.allow_http,
+        allow_private_addresses: options.allow_private_addresses,
+        ..jwt::HttpFetchConfig::default()
+    })?;
+    let fetcher = jwt::SchemeFetcher {
+        http: Some(http),
+        file: options
+            .jwks_file_root
+            .as_ref()
+            .map(jwt::FileJwksFetcher::new),
+    };
+    Ok(jwt::JwksCache::new(
+        std::sync::Arc::new(fetcher),
+        jwt::JwksCacheConfig::default(),
+    ))
+}
+
+/// A JWT: its `aud` picks the database (exactly one audience of ours), its `iss` the access
+/// provider there, whose key set must verify the signature. Which roles it gets is decided
+/// per query (the provider's role predicates run over the claims then). Returns the scope
+/// and when the token expires.
+fn authenticate_jwt(shared: &EngineShared, token: &str) -> Result<(Scope, Time), Unauthorized> {
+    let bad = |shared: &EngineShared| fail(shared, AuthFailure::InvalidJwt);
+    let unverified = jwt::peek_issuer_and_audience(token).map_err(|_| bad(shared))?;
+    let ours: Vec<&String> = unverified
+        .aud
+        .iter()
+        .filter(|a| a.starts_with(crate::schema::access_provider::AUDIENCE_PREFIX))
+        .collect();
+    let [aud] = ours.as_slice() else {
+        return Err(bad(shared));
+    };
+    let db = aud[crate::schema::access_provider::AUDIENCE_PREFIX.len()..]
+        .parse::<u64>()
+        .map(DbId)
+        .map_err(|_| bad(shared))?;
+    let mut txn = Txn::begin(shared.kv.as_ref()).map_err(|e| storage(shared, e))?;
+    if !tenancy::alive(&mut txn, db).map_err(|e| storage(shared, e))? {
+        return Err(bad(shared));
+    }
+    let providers = schema::read_all(db, schema::ACCESS_PROVIDER, &mut txn)
+        .map_err(|e| storage(shared, KvError::Io(e.message.clone())))?;
+    let provider = providers
+        .iter()
+        .filter_map(|(id, fields)| ProviderDef::from_stored(*id, fields))
+        .find(|p| p.issuer == unverified.iss)
+        .ok_or_else(|| bad(shared))?;
+    let spec = jwt::ProviderSpec {
+        issuer: provider.issuer.clone(),
+        jwks_uri: provider.jwks_uri.clone(),
+        audience: audience(db),
+    };
+    let now_secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let claims = jwt::verify(token, &spec, &shared.jwks, now_secs, shared.jwt.leeway_secs)
+        .map_err(|e| {
+            tracing::info!(reason = e.reason(), "JWT refused");
+            bad(shared)
+        })?;
+    // `verify` guarantees `exp`; the cache must not outlive it.
+    let exp = claims
+        .get("exp")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| bad(shared))?;
+    let expires = Time::from_micros(
+        i64::try_from(exp.saturating_add(shared.jwt.leeway_secs))
+            .unwrap_or(i64::MAX / 1_000_000)
+            .saturating_mul(1_000_000),
+    );
+    let identity = JwtIdentity {
+        provider: provider.id,
+        claims: json_to_data(&serde_json::Value::Object(claims), 0),
+    };
+    let scope = Scope {
+        db,
+        role: Role::Jwt(std::sync::Arc::new(identity)),
+        identity: None,
+        token: None,
+        credential: Credential::Jwt {
+            db,
+            provider: provider.id,
+        },
+    };
+    Ok((scope, expires))
+}
+
+/// JSON claims as stored data (numbers that are integers stay integers).
+fn json_to_data(v: &serde_json::Value, depth: usize) -> Data {
+    use serde_json::Value as J;
+    // `verify` parsed the payload with serde_json's own depth limit; this guards the copy.
+    if depth > 64 {
+        return Data::Null;
+    }
+    match v {
+        J::Null => Data::Null,
+        J::Bool(b) => Data::Bool(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Data::Int(i),
+            None => Data::Double(n.as_f64().unwrap_or(f64::MAX)),
+        },
+        J::String(s) => Data::String(s.clone()),
+        J::Array(items) => Data::Array(items.iter().map(|i| json_to_data(i, depth + 1)).collect()),
+        J::Object(map) => Data::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), json_to_data(v, depth + 1)))
+                .collect(),
+        ),
     }
 }
 

@@ -722,6 +722,10 @@ pub fn fields_to_data(doc: &LiveDoc) -> R<DataMap> {
 fn affects_authentication(coll: CollId) -> bool {
     matches!(
         coll,
-        schema::KEY | schema::TOKEN | schema::CREDENTIAL | schema::DATABASE
+        schema::KEY
+            | schema::TOKEN
+            | schema::CREDENTIAL
+            | schema::DATABASE
+            | schema::ACCESS_PROVIDER
     )
 }

@@ -17,10 +17,11 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::api::{ErrorCode, Role, Scope};
+use crate::api::{ErrorCode, JwtIdentity, Role, Scope};
 use crate::authz::{self, Action, Grant, Perms};
 use crate::eval::{DocRef, Interp, Object, R, Value, fail};
 use crate::schema;
+use crate::schema::access_provider::ProviderDef;
 use crate::schema::function::FunctionDef;
 use crate::schema::role::{Predicate, RoleDef};
 
@@ -51,7 +52,7 @@ pub fn initial_perms(scope: &Scope) -> Perms {
         Role::Admin => Perms::Admin,
         Role::Server => Perms::Server,
         Role::ServerReadOnly => Perms::ServerReadOnly,
-        Role::Client | Role::Custom(_) => Perms::Nothing,
+        Role::Client | Role::Custom(_) | Role::Jwt(_) => Perms::Nothing,
         Role::Token => Perms::Roles {
             roles: Vec::new(),
             token: true,
@@ -110,10 +111,48 @@ impl Interp<'_> {
                 }
                 Perms::Roles { roles, token: true }
             }
+            (Role::Jwt(jwt), _) => {
+                let jwt = jwt.clone();
+                self.jwt_roles(&jwt)?
+            }
             _ => return Ok(()),
         };
         self.set_perms(perms);
         Ok(())
+    }
+
+    /// The roles an access provider gives this JWT now: each role whose predicate (if any)
+    /// holds for the claims. None at all, or a provider deleted since the token was
+    /// verified, makes the request unauthorized, as in Fauna.
+    fn jwt_roles(&mut self, jwt: &JwtIdentity) -> R<Perms> {
+        let provider = schema::read_all(self.db(), schema::ACCESS_PROVIDER, &mut self.txn)?
+            .into_iter()
+            .find(|(id, _)| *id == jwt.provider)
+            .and_then(|(id, fields)| ProviderDef::from_stored(id, &fields));
+        let Some(provider) = provider else {
+            return fail(ErrorCode::Unauthorized, "Access token required");
+        };
+        let claims = crate::docs::from_data(jwt.claims.clone(), None);
+        let mut roles: Vec<Arc<RoleDef>> = Vec::new();
+        for (name, predicate) in &provider.roles {
+            let Some(role) = self.schema.role(name).cloned() else {
+                continue;
+            };
+            let granted = match predicate {
+                None => true,
+                Some(p) => self.predicate_holds(&role, p, vec![claims.clone()])?,
+            };
+            if granted && !roles.iter().any(|r| r.id == role.id) {
+                roles.push(role);
+            }
+        }
+        if roles.is_empty() {
+            return fail(ErrorCode::Unauthorized, "Access token required");
+        }
+        Ok(Perms::Roles {
+            roles,
+            token: false,
+        })
     }
 
     /// Replaces the privileges in force (returns the previous ones, to restore).

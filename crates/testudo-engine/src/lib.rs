@@ -47,6 +47,38 @@ pub struct EngineConfig {
     pub root_secret: SecretHash,
 }
 
+/// How JWTs from access providers are checked.
+#[derive(Clone, Debug)]
+pub struct JwtOptions {
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
+    /// Fetch `http://` JWKS URIs (otherwise only `https://`).
+    pub allow_http: bool,
+    /// Fetch JWKS from loopback and private addresses (an identity provider inside the
+    /// operator's network). Off by default: a database admin, not the operator, chooses
+    /// `jwks_uri`, and must not be able to make the server probe its own network.
+    pub allow_private_addresses: bool,
+    /// The directory `file:` JWKS URIs are read from (none: `file:` URIs are refused).
+    pub jwks_file_root: Option<std::path::PathBuf>,
+}
+
+impl Default for JwtOptions {
+    fn default() -> Self {
+        JwtOptions {
+            leeway_secs: testudo_auth::jwt::DEFAULT_LEEWAY_SECS,
+            allow_http: false,
+            allow_private_addresses: false,
+            jwks_file_root: None,
+        }
+    }
+}
+
+/// Settings beyond [`EngineConfig`], each with a safe default.
+#[derive(Clone, Debug, Default)]
+pub struct EngineOptions {
+    pub jwt: JwtOptions,
+}
+
 /// State shared by every query.
 pub struct EngineShared {
     pub(crate) kv: Arc<dyn Kv>,
@@ -61,6 +93,9 @@ pub struct EngineShared {
     pub(crate) auth: auth::AuthCache,
     pub(crate) throttle: testudo_auth::LoginThrottle,
     pub(crate) events: Arc<dyn testudo_auth::EventSink>,
+    /// Access providers' key sets, by `jwks_uri`.
+    pub(crate) jwks: testudo_auth::jwt::JwksCache,
+    pub(crate) jwt: JwtOptions,
 }
 
 pub struct Engine {
@@ -78,6 +113,17 @@ pub enum OpenError {
 impl Engine {
     /// Opens the engine on a store, initializing a new store's root database.
     pub fn open(kv: Arc<dyn Kv>, config: EngineConfig) -> Result<Engine, OpenError> {
+        Engine::open_with(kv, config, EngineOptions::default())
+    }
+
+    /// [`Engine::open`] with non-default options.
+    pub fn open_with(
+        kv: Arc<dyn Kv>,
+        config: EngineConfig,
+        options: EngineOptions,
+    ) -> Result<Engine, OpenError> {
+        let jwks = auth::jwks_cache(&options.jwt)
+            .map_err(|e| OpenError::Init(format!("cannot set up JWKS fetching: {e}")))?;
         let secrets = init_root(kv.as_ref())?;
         let cursor_key = set::cursor::CursorKey::new(&secrets.cursor_key)
             .ok_or_else(|| OpenError::Init("the cursor key is malformed".into()))?;
@@ -95,6 +141,8 @@ impl Engine {
             auth: auth::AuthCache::default(),
             throttle: testudo_auth::LoginThrottle::new(testudo_auth::ThrottleConfig::default()),
             events: Arc::new(testudo_auth::TracingSink),
+            jwks,
+            jwt: options.jwt,
         });
         index::build::resume_pending(&shared, DbId::ROOT)?;
         Ok(Engine { shared })

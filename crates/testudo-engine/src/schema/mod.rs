@@ -11,6 +11,7 @@
 //! created by a query cannot be used by name in that same query); the cache never serves a
 //! schema older than the marker the query's snapshot sees.
 
+pub mod access_provider;
 pub mod collection;
 pub mod database;
 pub mod fields;

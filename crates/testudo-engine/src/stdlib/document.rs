@@ -8,7 +8,7 @@ use crate::api::ErrorCode;
 use crate::authz::Action;
 use crate::docs::{fields_to_data, merge_patch, object_to_data};
 use crate::eval::{DocRef, Interp, R, Value, err};
-use crate::schema::{COLLECTION, DATABASE, FUNCTION, ROLE};
+use crate::schema::{ACCESS_PROVIDER, COLLECTION, DATABASE, FUNCTION, ROLE};
 
 pub fn method(name: &str) -> Option<MethodDef> {
     Some(match name {
@@ -38,7 +38,7 @@ pub fn method(name: &str) -> Option<MethodDef> {
             it.check_writable("delete")?;
             it.require_doc(r)?;
             it.delete_doc_version(r)?;
-            if r.coll == ROLE {
+            if r.coll == ROLE || r.coll == ACCESS_PROVIDER {
                 it.bump_schema();
             }
             Ok(Value::Doc(r))
@@ -73,6 +73,9 @@ fn write(it: &mut Interp<'_>, r: DocRef, input: &Value, replace: bool, as_data: 
     }
     if r.coll == ROLE {
         return super::role::write_role(it, r, &patch, replace);
+    }
+    if r.coll == ACCESS_PROVIDER {
+        return super::access_provider::write_provider(it, r, &patch, replace);
     }
     if r.coll == crate::schema::CREDENTIAL {
         return super::access::write_credential(it, r, &patch, replace);

@@ -4,6 +4,7 @@
 //! Lookups are static `match`es on the name: no allocation, no registry to initialize.
 
 pub mod access;
+pub mod access_provider;
 pub mod args;
 pub mod array;
 pub mod bytes;
@@ -100,6 +101,7 @@ fn module_method(m: &Module, name: &str) -> Option<MethodDef> {
             "Collection" => collection::collection_module_method(name),
             "Function" => function::function_module_method(name),
             "Role" => role::role_module_method(name),
+            "AccessProvider" => access_provider::module_method(name),
             "Database" => database::database_module_method(name),
             "Key" => access::key_module_method(name),
             "Token" => access::token_module_method(name),

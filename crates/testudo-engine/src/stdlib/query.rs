@@ -19,6 +19,9 @@ pub fn method(name: &str) -> Option<MethodDef> {
             })
         }),
         "token" => def("token", exactly(0), |it, _, _| {
+            if let Role::Jwt(jwt) = &it.scope.role {
+                return Ok(crate::docs::from_data(jwt.claims.clone(), None));
+            }
             Ok(match it.scope.token {
                 Some(id) => Value::Doc(DocRef {
                     coll: crate::schema::TOKEN,
