@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-use testudo_engine::{Engine, EngineConfig};
+use testudo_engine::{Engine, EngineConfig, EngineOptions};
 use testudo_server::{ServerConfig, TlsConfig, TlsFiles};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -87,6 +87,51 @@ pub struct ServeArgs {
     /// How the store is opened (encryption at rest).
     #[command(flatten)]
     store: store::StoreArgs,
+
+    /// How JWTs of access providers are checked.
+    #[command(flatten)]
+    jwt: JwtArgs,
+}
+
+/// Where access providers' key sets may be fetched from, and the clock skew allowed. The
+/// defaults are the safe ones: a database admin chooses `jwks_uri`, the operator decides
+/// what the server may reach.
+#[derive(Args)]
+pub struct JwtArgs {
+    /// Seconds of clock skew allowed on a JWT's `exp` and `nbf`.
+    #[arg(long, value_name = "SECONDS", default_value_t = testudo_engine::JwtOptions::default().leeway_secs)]
+    jwt_leeway_secs: u64,
+
+    /// Allow `http://` JWKS URIs (otherwise only `https://`).
+    #[arg(long)]
+    jwks_allow_http: bool,
+
+    /// Allow fetching JWKS from loopback and private network addresses (an identity
+    /// provider inside your own network).
+    #[arg(long)]
+    jwks_allow_private_addresses: bool,
+
+    /// Serve `file://` JWKS URIs from this directory (air-gapped deployments); without it
+    /// `file:` URIs are refused.
+    #[arg(long, value_name = "DIR")]
+    jwks_file_root: Option<PathBuf>,
+}
+
+impl JwtArgs {
+    fn options(&self) -> Result<testudo_engine::JwtOptions, CliError> {
+        let jwks_file_root = match &self.jwks_file_root {
+            Some(dir) => Some(dir.canonicalize().map_err(|err| {
+                CliError::Refused(format!("--jwks-file-root {}: {err}", dir.display()))
+            })?),
+            None => None,
+        };
+        Ok(testudo_engine::JwtOptions {
+            leeway_secs: self.jwt_leeway_secs,
+            allow_http: self.jwks_allow_http,
+            allow_private_addresses: self.jwks_allow_private_addresses,
+            jwks_file_root,
+        })
+    }
 }
 
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
@@ -125,8 +170,11 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     };
     let root_secret = root_secret::resolve(source, &args.data_dir, &mut std::io::stdout())?;
 
+    let options = EngineOptions {
+        jwt: args.jwt.options()?,
+    };
     let kv = store::open(&args.data_dir, &args.store, args.dev)?;
-    let engine = Engine::open(kv, EngineConfig { root_secret })
+    let engine = Engine::open_with(kv, EngineConfig { root_secret }, options)
         .map_err(|err| CliError::Failed(format!("could not open the database: {err}")))?;
     let engine = Arc::new(engine);
 
