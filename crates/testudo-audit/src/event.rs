@@ -1,0 +1,268 @@
+//! The records of the audit log: one per request and one per security decision.
+//!
+//! These are plain data with no dependency on the engine or the server, so both can build
+//! them. Ids are the numeric ids of the engine (`DbId`, `DocId`), timestamps microseconds.
+//!
+//! **Invariants:** no type here has a field for a secret, a password, a query's text or its
+//! arguments — a record names a credential by its id and a query by the SHA-256 of its text
+//! ([`query_hash`]); every field a producer may not know is an `Option` (absent from the
+//! JSON), never a made-up value.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Something worth recording. The sink stamps the wall-clock time when it receives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// One HTTP request, whatever its outcome (emitted by the server).
+    Request(RequestRecord),
+    /// A presented secret, token or JWT that was refused.
+    AuthFailure(AuthFailure),
+    /// A read, write or call the gate refused.
+    Denied(Denial),
+    /// A call of a function that runs with its own role instead of the caller's.
+    ElevatedCall(ElevatedCall),
+    /// A change to schema, roles, keys, tokens, credentials, access providers or databases.
+    Change(Change),
+    /// A login (`Credential.login`, a JWT's first use) or logout.
+    Login(Login),
+    /// An MFA enrolment, verification or removal.
+    Mfa(Mfa),
+    /// A backup taken or restored.
+    Backup(BackupRecord),
+}
+
+impl AuditEvent {
+    /// The database the event concerns, when the producer knew it.
+    pub fn database(&self) -> Option<&DatabaseRef> {
+        match self {
+            AuditEvent::Request(r) => r.database.as_ref(),
+            AuditEvent::AuthFailure(r) => r.database.as_ref(),
+            AuditEvent::Denied(r) => Some(&r.database),
+            AuditEvent::ElevatedCall(r) => Some(&r.database),
+            AuditEvent::Change(r) => Some(&r.database),
+            AuditEvent::Login(r) => Some(&r.database),
+            AuditEvent::Mfa(r) => Some(&r.database),
+            AuditEvent::Backup(r) => r.database.as_ref(),
+        }
+    }
+}
+
+/// A database: its immutable id and, when the producer resolved it, its path of names from
+/// the root (`""` is the root, `"app/tenant1"` a grandchild).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseRef {
+    pub id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl DatabaseRef {
+    pub fn id(id: u64) -> DatabaseRef {
+        DatabaseRef { id, path: None }
+    }
+}
+
+/// What authenticated a request — never the secret itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CredentialRef {
+    /// The root secret given to `testudo serve`.
+    Root,
+    /// A key document `id` of database `database`.
+    Key { database: u64, id: u64 },
+    /// A token document `id` of database `database`, with its identity document
+    /// (`collection`, `document`) when it has one.
+    Token {
+        database: u64,
+        id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<(u64, u64)>,
+    },
+    /// A JWT accepted by access provider `provider`, named by its issuer and subject claims.
+    Jwt {
+        database: u64,
+        provider: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        iss: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sub: Option<String>,
+    },
+    /// Authenticated, but the producer could not say by what (a credential kind this
+    /// version of the recorder does not know).
+    Other,
+}
+
+/// How a request or decision ended: `"ok"`, or a Fauna error code such as
+/// `"permission_denied"` or `"unauthorized"`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Outcome(pub String);
+
+impl Outcome {
+    pub fn ok() -> Outcome {
+        Outcome("ok".to_owned())
+    }
+
+    pub fn error(code: &str) -> Outcome {
+        Outcome(code.to_owned())
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.0 == "ok"
+    }
+}
+
+/// The operations a query used, as its `stats` report them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ops {
+    pub compute: u64,
+    pub read: u64,
+    pub write: u64,
+    #[serde(default)]
+    pub contention_retries: u32,
+}
+
+/// One HTTP request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// `"/query/1"`, or whatever path the client asked for.
+    pub endpoint: String,
+    /// The HTTP status answered.
+    pub status: u16,
+    pub outcome: Outcome,
+    /// Microseconds from the request's arrival to its response.
+    pub duration_us: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<IpAddr>,
+    /// Absent when the request never authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialRef>,
+    /// The transaction timestamp (µs), when a query ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn_ts: Option<u64>,
+    /// [`query_hash`] of the query's FQL text (never its arguments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_hash: Option<String>,
+    /// The client's `X-Query-Tags`, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops: Option<Ops>,
+    /// The W3C trace id (the second field of `traceparent`), to join logs and traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+}
+
+/// A refused secret, token or JWT. `credential` is set when the secret named a real key or
+/// token (a revoked or wrongly verified one), never from what the client merely claimed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthFailure {
+    /// Why, in a few words (`"unknown secret"`, `"revoked key"`, `"expired token"`,
+    /// `"jwt signature"`); never the secret.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialRef>,
+}
+
+/// A refused action.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Denial {
+    pub database: DatabaseRef,
+    pub credential: CredentialRef,
+    /// The role in force (`"server"`, a custom role's name, ...).
+    pub role: String,
+    /// `"read"`, `"write"`, `"create"`, `"delete"`, `"history_read"`, `"call"`, ...
+    pub action: String,
+    /// The collection, document (`"Books/123"`) or function the action was on.
+    pub resource: String,
+    /// Why (`"no privilege"`, `"predicate false"`, `"predicate error"`).
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn_ts: Option<u64>,
+}
+
+/// A function call that ran with the function's role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElevatedCall {
+    pub database: DatabaseRef,
+    pub credential: CredentialRef,
+    pub function: String,
+    /// The role the function runs with.
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txn_ts: Option<u64>,
+}
+
+/// A committed change to a security- or schema-relevant object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub database: DatabaseRef,
+    pub credential: CredentialRef,
+    /// `"collection"`, `"index"`, `"function"`, `"role"`, `"key"`, `"token"`,
+    /// `"credential"`, `"access_provider"`, `"database"`.
+    pub object: String,
+    /// The object's name or id.
+    pub name: String,
+    /// `"create"`, `"update"`, `"delete"`.
+    pub action: String,
+    /// The commit timestamp (µs).
+    pub txn_ts: u64,
+}
+
+/// A login attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Login {
+    pub database: DatabaseRef,
+    /// The identity document (`collection`, `document`), when it was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<(u64, u64)>,
+    /// `"password"`, `"jwt"`, `"logout"`, ...
+    pub method: String,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<IpAddr>,
+    /// The token issued, when one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<u64>,
+}
+
+/// An MFA event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mfa {
+    pub database: DatabaseRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<(u64, u64)>,
+    /// `"enrol"`, `"verify"`, `"remove"`.
+    pub action: String,
+    pub outcome: Outcome,
+}
+
+/// A backup or a restore.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRecord {
+    /// `"backup"` or `"restore"`.
+    pub operation: String,
+    /// Where it was written or read from (a path or URL without credentials).
+    pub target: String,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseRef>,
+    /// The snapshot timestamp (µs) of the backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_ts: Option<u64>,
+}
+
+/// The SHA-256 of a query's text, lowercase hex: identifies repeated queries without
+/// keeping their text (which may embed literals the client considers private).
+pub fn query_hash(text: &[u8]) -> String {
+    crate::chain::hex(ring::digest::digest(&ring::digest::SHA256, text).as_ref())
+}

@@ -1,0 +1,605 @@
+//! `AuditWriter`: the file-backed [`AuditSink`]. A bounded queue in front of one background
+//! thread that appends records to the current segment, rotates and seals segments, and
+//! applies retention.
+//!
+//! Back-pressure is the operator's choice ([`WhenFull`]): `drop` never makes a caller wait —
+//! a record that finds the queue full is counted, and the writer records
+//! `{"kind":"dropped","count":n}` as soon as it catches up, so the gap is itself in the
+//! chained log; `block` makes the caller wait for room, so nothing is lost but a stalled
+//! disk stalls queries.
+//!
+//! Durability: the thread writes through a buffer that it flushes to the OS whenever the
+//! queue is empty, and calls `fsync` at most every [`WriterConfig::sync_interval`], at every
+//! seal and at shutdown. A crash can thus lose the last interval's records, never corrupt
+//! the earlier ones: at the next start a torn last line is cut off and the segment is sealed
+//! with `reason: "recovered"` and the number of bytes cut.
+//!
+//! Every start opens a new segment; a clean shutdown seals the current one.
+//!
+//! **Invariants:** only the writer thread touches segment files; it only appends (and, at
+//! start, cuts a torn last line); a segment is sealed before the next one is created, and
+//! the next one starts from the seal's link; retention deletes only sealed segments, oldest
+//! first, and records what it deleted; the key is never written anywhere.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::chain::{Chain, GENESIS, Link, hex};
+use crate::event::AuditEvent;
+use crate::segment::{self, Envelope, WriterRecord};
+use crate::sink::{AuditSink, SinkStats};
+use crate::time::{format_us, now_us};
+
+/// What `record` does when the queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Count the record as dropped and return at once (the default).
+    Drop,
+    /// Wait for room.
+    Block,
+}
+
+/// How the log is written. `WriterConfig::new(dir)` documents the defaults.
+#[derive(Clone)]
+pub struct WriterConfig {
+    pub dir: PathBuf,
+    /// Records the queue holds. Default 65 536.
+    pub queue: usize,
+    pub when_full: WhenFull,
+    /// A segment is sealed once it holds this many bytes. Default 64 MiB.
+    pub segment_bytes: u64,
+    /// A segment is sealed once it is this old (checked at least every `sync_interval`).
+    /// Default 24 h.
+    pub segment_age: Option<Duration>,
+    /// Keep at most this many segments (the current one included). Default: all.
+    pub keep_segments: Option<usize>,
+    /// Delete sealed segments last modified longer ago than this. Default: never.
+    pub keep_age: Option<Duration>,
+    /// With a key, links are HMAC-SHA256 under it instead of SHA-256.
+    pub key: Option<[u8; 32]>,
+    /// The longest time between `fsync`s while records arrive. Default 1 s.
+    pub sync_interval: Duration,
+}
+
+impl std::fmt::Debug for WriterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterConfig")
+            .field("dir", &self.dir)
+            .field("queue", &self.queue)
+            .field("when_full", &self.when_full)
+            .field("segment_bytes", &self.segment_bytes)
+            .field("segment_age", &self.segment_age)
+            .field("keep_segments", &self.keep_segments)
+            .field("keep_age", &self.keep_age)
+            .field("keyed", &self.key.is_some())
+            .finish()
+    }
+}
+
+impl WriterConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> WriterConfig {
+        WriterConfig {
+            dir: dir.into(),
+            queue: 65_536,
+            when_full: WhenFull::Drop,
+            segment_bytes: 64 * 1024 * 1024,
+            segment_age: Some(Duration::from_secs(24 * 3600)),
+            keep_segments: None,
+            keep_age: None,
+            key: None,
+            sync_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why the log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("audit directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("could not start the audit writer thread: {0}")]
+    Thread(#[source] io::Error),
+}
+
+enum Message {
+    /// Boxed: the channel preallocates a slot per queued message, and an event is ~300
+    /// bytes.
+    Event(Box<(u64, AuditEvent)>),
+    /// Flush and fsync everything before, then answer.
+    Sync(SyncSender<()>),
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    depth: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    /// Dropped but not yet recorded in the log.
+    unrecorded: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+/// The file-backed audit sink. Dropping it (or [`AuditWriter::close`]) drains the queue,
+/// seals the current segment and stops the thread.
+pub struct AuditWriter {
+    sender: SyncSender<Message>,
+    when_full: WhenFull,
+    counters: Arc<Counters>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for AuditWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditWriter")
+            .field("when_full", &self.when_full)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl AuditWriter {
+    /// Opens (or creates) the log in `config.dir`: seals a segment a crash left open, opens
+    /// the next segment and starts the writer thread.
+    pub fn open(config: WriterConfig) -> Result<AuditWriter, OpenError> {
+        let io_err = |source| OpenError::Io {
+            path: config.dir.clone(),
+            source,
+        };
+        create_dir(&config.dir).map_err(io_err)?;
+        let chain = match &config.key {
+            Some(key) => Chain::keyed(key),
+            None => Chain::Sha256,
+        };
+        let mut state = State::open(&config, chain).map_err(io_err)?;
+        let (sender, rx) = mpsc::sync_channel(config.queue.max(1));
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
+        let thread = std::thread::Builder::new()
+            .name("audit-writer".to_owned())
+            .spawn(move || state.run(&rx, &thread_counters))
+            .map_err(OpenError::Thread)?;
+        Ok(AuditWriter {
+            sender,
+            when_full: config.when_full,
+            counters,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Waits until every record handed over before this call is written and synced.
+    pub fn sync(&self) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.sender.send(Message::Sync(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+
+    /// Drains the queue, seals the current segment and stops the thread. Later records are
+    /// counted as dropped. Idempotent.
+    pub fn close(&self) {
+        let thread = self.thread.lock().ok().and_then(|mut thread| thread.take());
+        if let Some(thread) = thread {
+            // A `Sync` whose answer channel is already closed tells the thread to stop,
+            // after everything queued before it.
+            let (tx, rx) = mpsc::sync_channel(1);
+            drop(rx);
+            let _ = self.sender.send(Message::Sync(tx));
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for AuditWriter {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl AuditSink for AuditWriter {
+    fn record(&self, event: AuditEvent) {
+        let message = Message::Event(Box::new((now_us(), event)));
+        let counters = &self.counters;
+        // Counted before the send, so the thread's decrement never comes first.
+        counters.depth.fetch_add(1, Ordering::Relaxed);
+        let sent = match self.when_full {
+            WhenFull::Drop => match self.sender.try_send(message) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+            },
+            WhenFull::Block => self.sender.send(message).is_ok(),
+        };
+        if !sent {
+            counters.depth.fetch_sub(1, Ordering::Relaxed);
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            counters.unrecorded.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn stats(&self) -> SinkStats {
+        let c = &self.counters;
+        SinkStats {
+            queue_depth: c.depth.load(Ordering::Relaxed),
+            written: c.written.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            write_errors: c.write_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn create_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// The current segment.
+struct Active {
+    number: u64,
+    file: BufWriter<File>,
+    bytes: u64,
+    records: u64,
+    opened: Instant,
+}
+
+/// Everything the writer thread owns.
+struct State {
+    dir: PathBuf,
+    chain: Chain,
+    segment_bytes: u64,
+    segment_age: Option<Duration>,
+    keep_segments: Option<usize>,
+    keep_age: Option<Duration>,
+    sync_interval: Duration,
+    /// The link of the last record written.
+    last: Link,
+    /// The `seq` of the last record written.
+    seq: u64,
+    active: Active,
+    last_sync: Instant,
+    dirty: bool,
+}
+
+impl State {
+    fn open(config: &WriterConfig, chain: Chain) -> io::Result<State> {
+        let dir = config.dir.clone();
+        let mut existing = segment::list(&dir)?;
+        // A crash between creating a segment and writing its start record leaves an empty
+        // file: it holds nothing, and the chain continues from the one before.
+        while let Some(&number) = existing.last() {
+            let path = segment::path(&dir, number);
+            if fs::metadata(&path)?.len() > 0 {
+                break;
+            }
+            fs::remove_file(&path)?;
+            existing.pop();
+        }
+        let (last, seq, next) = match existing.last() {
+            None => (GENESIS, 0, 1),
+            Some(&number) => {
+                let (last, seq) = recover(&dir, number, &chain)?;
+                (last, seq, number + 1)
+            }
+        };
+        let active = create_segment(&dir, next)?;
+        let mut state = State {
+            dir,
+            chain,
+            segment_bytes: config.segment_bytes.max(1),
+            segment_age: config.segment_age,
+            keep_segments: config.keep_segments,
+            keep_age: config.keep_age,
+            sync_interval: config.sync_interval,
+            last,
+            seq,
+            active,
+            last_sync: Instant::now(),
+            dirty: false,
+        };
+        state.start_segment()?;
+        state.apply_retention()?;
+        state.sync()?;
+        Ok(state)
+    }
+
+    fn run(&mut self, rx: &Receiver<Message>, counters: &Counters) {
+        loop {
+            let timeout = self.sync_interval;
+            let message = match rx.recv_timeout(timeout) {
+                Ok(message) => Some(message),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut stop = false;
+            if let Some(message) = message {
+                stop = self.handle(message, counters);
+                // Drain what is queued before flushing: one flush per burst.
+                while !stop && let Ok(message) = rx.try_recv() {
+                    stop = self.handle(message, counters);
+                }
+            }
+            self.note_drops(counters);
+            let due = self.last_sync.elapsed() >= self.sync_interval;
+            let result = if stop || due {
+                self.sync()
+            } else {
+                self.active.file.flush()
+            };
+            if let Err(err) = result {
+                counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %err, "audit log: could not flush");
+            }
+            if self
+                .segment_age
+                .is_some_and(|age| self.active.opened.elapsed() >= age)
+                && self.active.records > 1
+            {
+                self.rotate(counters);
+            }
+            if stop {
+                break;
+            }
+        }
+        if let Err(err) = self.seal("shutdown").and_then(|()| self.sync()) {
+            counters.write_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %err, "audit log: could not seal the segment at shutdown");
+        }
+    }
+
+    /// Handles one message; `true` when the thread must stop.
+    fn handle(&mut self, message: Message, counters: &Counters) -> bool {
+        match message {
+            Message::Event(event) => {
+                let (time_us, event) = *event;
+                counters.depth.fetch_sub(1, Ordering::Relaxed);
+                match self.append(time_us, &event) {
+                    Ok(()) => {
+                        counters.written.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(err) => {
+                        counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(error = %err, "audit log: a record could not be written");
+                    }
+                }
+                if self.active.bytes >= self.segment_bytes {
+                    self.rotate(counters);
+                }
+                false
+            }
+            Message::Sync(answer) => {
+                self.note_drops(counters);
+                if let Err(err) = self.sync() {
+                    counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %err, "audit log: could not sync");
+                }
+                // A closed answer channel is the shutdown signal (see `shutdown`).
+                answer.send(()).is_err()
+            }
+        }
+    }
+
+    /// Records the drops counted since the last such record.
+    fn note_drops(&mut self, counters: &Counters) {
+        let count = counters.unrecorded.swap(0, Ordering::Relaxed);
+        if count > 0
+            && let Err(err) = self.append(now_us(), &WriterRecord::Dropped { count })
+        {
+            counters.write_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %err, "audit log: could not record dropped records");
+        }
+    }
+
+    fn rotate(&mut self, counters: &Counters) {
+        let result = self
+            .seal("rotation")
+            .and_then(|()| self.sync())
+            .and_then(|()| {
+                self.active = create_segment(&self.dir, self.active.number + 1)?;
+                self.start_segment()
+            })
+            .and_then(|()| self.apply_retention());
+        if let Err(err) = result {
+            counters.write_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %err, "audit log: rotation failed");
+        }
+    }
+
+    fn append<T: Serialize>(&mut self, time_us: u64, body: &T) -> io::Result<()> {
+        let time = format_us(time_us);
+        let envelope = Envelope {
+            seq: self.seq + 1,
+            time: &time,
+            body,
+        };
+        let record = serde_json::to_vec(&envelope).map_err(io::Error::other)?;
+        let link = self.chain.link(&self.last, &record);
+        let mut line = Vec::with_capacity(record.len() + 66);
+        line.extend_from_slice(hex(&link).as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(&record);
+        line.push(b'\n');
+        self.active.file.write_all(&line)?;
+        self.active.bytes += u64::try_from(line.len()).unwrap_or(u64::MAX);
+        self.active.records += 1;
+        self.seq += 1;
+        self.last = link;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn start_segment(&mut self) -> io::Result<()> {
+        let start = WriterRecord::SegmentStart {
+            segment: self.active.number,
+            chain: self.chain.name(),
+            previous: hex(&self.last),
+        };
+        self.append(now_us(), &start)
+    }
+
+    fn seal(&mut self, reason: &'static str) -> io::Result<()> {
+        let seal = WriterRecord::Seal {
+            segment: self.active.number,
+            records: self.active.records,
+            last: hex(&self.last),
+            reason,
+            truncated_bytes: 0,
+        };
+        self.append(now_us(), &seal)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.active.file.flush()?;
+        if self.dirty {
+            self.active.file.get_ref().sync_data()?;
+            self.dirty = false;
+        }
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Deletes the oldest sealed segments beyond the limits and records the deletion.
+    fn apply_retention(&mut self) -> io::Result<()> {
+        if self.keep_segments.is_none() && self.keep_age.is_none() {
+            return Ok(());
+        }
+        let numbers = segment::list(&self.dir)?;
+        let sealed: Vec<u64> = numbers
+            .iter()
+            .copied()
+            .filter(|&n| n < self.active.number)
+            .collect();
+        let mut remove_through = None;
+        if let Some(keep) = self.keep_segments {
+            let excess = numbers.len().saturating_sub(keep.max(1));
+            if let Some(&n) = sealed.get(..excess).and_then(<[u64]>::last) {
+                remove_through = Some(n);
+            }
+        }
+        if let Some(age) = self.keep_age {
+            let now = SystemTime::now();
+            for &n in &sealed {
+                let modified = fs::metadata(segment::path(&self.dir, n))?.modified()?;
+                let old = now
+                    .duration_since(modified)
+                    .is_ok_and(|elapsed| elapsed > age);
+                if !old {
+                    break;
+                }
+                remove_through = Some(remove_through.map_or(n, |r: u64| r.max(n)));
+            }
+        }
+        let Some(through) = remove_through else {
+            return Ok(());
+        };
+        for &n in sealed.iter().filter(|&&n| n <= through) {
+            fs::remove_file(segment::path(&self.dir, n))?;
+        }
+        self.append(
+            now_us(),
+            &WriterRecord::Retention {
+                removed_through: through,
+            },
+        )
+    }
+}
+
+fn create_segment(dir: &Path, number: u64) -> io::Result<Active> {
+    let mut options = OpenOptions::new();
+    options.create_new(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(segment::path(dir, number))?;
+    // The new name must survive a crash, or the chain would seem to lose a segment.
+    File::open(dir)?.sync_all()?;
+    Ok(Active {
+        number,
+        file: BufWriter::with_capacity(64 * 1024, file),
+        bytes: 0,
+        records: 0,
+        opened: Instant::now(),
+    })
+}
+
+/// Reads the last segment to continue the chain after it. If it is not sealed (the server
+/// stopped without sealing it), cuts off a torn last line and seals it as recovered.
+/// Returns the last link and `seq`.
+fn recover(dir: &Path, number: u64, chain: &Chain) -> io::Result<(Link, u64)> {
+    let path = segment::path(dir, number);
+    let mut reader = BufReader::new(File::open(&path)?);
+    let mut buf = Vec::new();
+    let mut last = GENESIS;
+    let mut seq = 0;
+    let mut records = 0;
+    let mut sealed = false;
+    let mut good_bytes = 0u64;
+    let mut torn = 0u64;
+    while segment::read_raw(&mut reader, &mut buf)?.is_some() {
+        let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
+        match segment::parse(&buf) {
+            Ok(line) => {
+                last = line.link;
+                seq = line.seq().unwrap_or(seq);
+                records += 1;
+                sealed = line.kind() == Some(segment::SEAL);
+                good_bytes += len;
+            }
+            Err(segment::LineError::Incomplete) => torn = len,
+            // A complete but unreadable line stays for `verify` to report.
+            Err(_) => good_bytes += len,
+        }
+    }
+    if sealed {
+        return Ok((last, seq));
+    }
+    let file = OpenOptions::new().append(true).open(&path)?;
+    if torn > 0 {
+        file.set_len(good_bytes)?;
+    }
+    let seal = WriterRecord::Seal {
+        segment: number,
+        records,
+        last: hex(&last),
+        reason: "recovered",
+        truncated_bytes: torn,
+    };
+    let time = format_us(now_us());
+    let record = serde_json::to_vec(&Envelope {
+        seq: seq + 1,
+        time: &time,
+        body: &seal,
+    })
+    .map_err(io::Error::other)?;
+    let link = chain.link(&last, &record);
+    let mut line = hex(&link).into_bytes();
+    line.push(b' ');
+    line.extend_from_slice(&record);
+    line.push(b'\n');
+    let mut file = file;
+    file.write_all(&line)?;
+    file.sync_data()?;
+    tracing::warn!(
+        segment = number,
+        truncated_bytes = torn,
+        "audit log: sealed a segment left open by an unclean stop"
+    );
+    Ok((link, seq + 1))
+}
