@@ -89,16 +89,22 @@ impl Interp<'_> {
         Ok(state)
     }
 
-    /// Applies a read grant to a raw state.
+    /// Applies a read grant to a raw state: denied, as stored, or masked (`mask.rs`).
     fn visible(&mut self, r: DocRef, raw: DocState, grant: &Grant, action: Action) -> R<DocState> {
         let DocState::Live(doc) = &raw else {
             return Ok(raw);
         };
         let fields = doc.fields.clone();
-        if self.grant_allows(r, &fields, grant, action)? {
-            Ok(raw)
-        } else {
-            Ok(DocState::Missing(Missing::PermissionDenied))
+        if !self.grant_allows(r, &fields, grant, action)? {
+            return Ok(DocState::Missing(Missing::PermissionDenied));
+        }
+        match self.field_rules_for(r, action)? {
+            None => Ok(raw),
+            Some(rules) => Ok(DocState::Live(Rc::new(LiveDoc {
+                ts: doc.ts,
+                fields: Rc::new(crate::mask::apply(&fields, &rules)),
+                ttl: doc.ttl,
+            }))),
         }
     }
 
@@ -165,7 +171,7 @@ impl Interp<'_> {
         self.history_at.filter(|t| *t < self.now())
     }
 
-    fn read_action(&self) -> Action {
+    pub fn read_action(&self) -> Action {
         if self.reading_history() {
             Action::HistoryRead
         } else {
@@ -250,6 +256,16 @@ impl Interp<'_> {
 
     pub fn doc_exists(&mut self, r: DocRef) -> R<bool> {
         Ok(matches!(self.load_doc(r)?, DocState::Live(_)))
+    }
+
+    /// The document as stored, after checking the caller may read it: what a write starts
+    /// from, so that a masked view is never written back.
+    pub fn require_stored_doc(&mut self, r: DocRef) -> R<Rc<LiveDoc>> {
+        self.require_doc(r)?;
+        match self.raw_doc(r, None)? {
+            DocState::Live(doc) => Ok(doc),
+            DocState::Missing(cause) => Err(self.missing_error(r, cause)),
+        }
     }
 
     /// The document, or the error Fauna raises when a missing one is used.

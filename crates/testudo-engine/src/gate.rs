@@ -20,10 +20,12 @@ use std::sync::Arc;
 use crate::api::{ErrorCode, JwtIdentity, Role, Scope};
 use crate::authz::{self, Action, Grant, Perms};
 use crate::eval::{DocRef, Interp, Object, R, Value, fail};
+use crate::index::IndexDef;
+use crate::mask::{self, FieldRule};
 use crate::schema;
 use crate::schema::access_provider::ProviderDef;
 use crate::schema::function::FunctionDef;
-use crate::schema::role::{Predicate, RoleDef};
+use crate::schema::role::{Policy, Predicate, RoleDef};
 
 /// The privileges in force, with an id that keys remembered decisions.
 #[derive(Debug)]
@@ -32,10 +34,14 @@ pub struct ActivePerms {
     pub perms: Perms,
 }
 
+type Rules = Arc<Vec<FieldRule>>;
+
 /// Decisions already taken in this query: (document, action, privileges id) → allowed.
 #[derive(Default)]
 pub struct Decisions {
     entries: HashMap<(DocRef, Action, u32), bool>,
+    /// The masking rules a read of a document is under (see `mask.rs`), same keys.
+    masks: HashMap<(DocRef, Action, u32), Option<Rules>>,
     next_perms_id: u32,
 }
 
@@ -253,6 +259,7 @@ impl Interp<'_> {
     /// the write changed.
     pub fn forget_decisions(&mut self) {
         self.decisions.entries.clear();
+        self.decisions.masks.clear();
     }
 
     /// Is this document the caller's own (its `document` field is the caller's identity)?
@@ -307,6 +314,92 @@ impl Interp<'_> {
             ),
         };
         fail(ErrorCode::PermissionDenied, message)
+    }
+}
+
+impl Interp<'_> {
+    /// The masking rules of the caller's `action` read of the user document `r`, which the
+    /// gate allowed: none unless custom roles in force mask fields of its collection. Each
+    /// role whose read privilege holds for the document contributes its rules, and they
+    /// combine as `mask::combine` says.
+    pub fn field_rules_for(&mut self, r: DocRef, action: Action) -> R<Option<Rules>> {
+        if !r.coll.is_user() {
+            return Ok(None);
+        }
+        let Perms::Roles { roles, .. } = &self.perms.perms else {
+            return Ok(None);
+        };
+        let resource = self.coll_name(r.coll);
+        if !roles
+            .iter()
+            .any(|role| role.field_rules(&resource).is_some())
+        {
+            return Ok(None);
+        }
+        let key = (r, action, self.perms.id);
+        if let Some(rules) = self.decisions.masks.get(&key) {
+            return Ok(rules.clone());
+        }
+        let roles = roles.clone();
+        let mut granting = Vec::new();
+        for role in &roles {
+            let holds = match role.policy(&resource, action) {
+                Some(Policy::Allow) => true,
+                Some(Policy::Predicate(p)) => {
+                    let p = p.clone();
+                    let saved_at = self.read_at.take();
+                    let saved_history = self.history_at.take();
+                    let held = self.predicate_holds(role, &p, vec![Value::Doc(r)]);
+                    self.read_at = saved_at;
+                    self.history_at = saved_history;
+                    held?
+                }
+                None => false,
+            };
+            if holds {
+                granting.push(role.field_rules(&resource).cloned().unwrap_or_default());
+            }
+        }
+        let rules = mask::combine(&granting);
+        let rules = (!rules.is_empty()).then(|| Arc::new(rules));
+        self.decisions.masks.insert(key, rules.clone());
+        Ok(rules)
+    }
+
+    /// Refuses an index lookup that would reveal a field the caller sees masked, through its
+    /// terms or through its order. Decided from the roles alone: if any role reads the
+    /// collection outright without masks, nothing is masked for it; otherwise any role's
+    /// rule that the index covers refuses it.
+    pub fn check_index_masks(&self, coll: testudo_model::CollId, index: &IndexDef) -> R<()> {
+        let Perms::Roles { roles, .. } = &self.perms.perms else {
+            return Ok(());
+        };
+        if !coll.is_user() {
+            return Ok(());
+        }
+        let resource = self.coll_name(coll);
+        let action = self.read_action();
+        let unmasked = roles.iter().any(|role| {
+            matches!(role.policy(&resource, action), Some(Policy::Allow))
+                && role.field_rules(&resource).is_none()
+        });
+        if unmasked {
+            return Ok(());
+        }
+        for role in roles {
+            if let Some(rules) = role.field_rules(&resource)
+                && let Some(field) = mask::index_reveals(index, rules)
+            {
+                return fail(
+                    ErrorCode::PermissionDenied,
+                    format!(
+                        "The index `{}` covers the field `{field}`, which role `{}` sees masked: use a full scan with `where` instead.",
+                        index.name, role.name
+                    ),
+                );
+            }
+        }
+        Ok(())
     }
 }
 

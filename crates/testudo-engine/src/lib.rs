@@ -14,6 +14,7 @@ mod gate;
 mod ids;
 mod index;
 mod keys;
+mod mask;
 mod materialize;
 mod reclaim;
 mod runner;

@@ -134,8 +134,20 @@ impl Interp<'_> {
             return Ok(None);
         };
         let label = format!("computed:{}", c.name);
-        self.read_only(|it| it.call_schema_lambda(&c.lambda, &label, &c.body, vec![Value::Doc(r)]))
-            .map(Some)
+        let value = self.read_only(|it| {
+            it.call_schema_lambda(&c.lambda, &label, &c.body, vec![Value::Doc(r)])
+        })?;
+        self.masked_computed(r, name, value)
+    }
+
+    /// A computed field's value as the caller's masking rules show it (`None`: hidden). The
+    /// lambda already read the masked view; this masks the computed field by its own name.
+    fn masked_computed(&mut self, r: DocRef, name: &str, value: Value) -> R<Option<Value>> {
+        let action = self.read_action();
+        Ok(match self.field_rules_for(r, action)? {
+            Some(rules) => crate::mask::apply_to_field(name, value, &rules),
+            None => Some(value),
+        })
     }
 
     /// Every computed field of a document, in definition order.
@@ -158,7 +170,9 @@ fn computed_of(
         let v = it.read_only(|it| {
             it.call_schema_lambda(&c.lambda, &label, &c.body, vec![Value::Doc(r)])
         })?;
-        out.push((c.name.clone(), v));
+        if let Some(v) = it.masked_computed(r, &c.name, v)? {
+            out.push((c.name.clone(), v));
+        }
     }
     Ok(out)
 }

@@ -15,6 +15,7 @@ use super::function::parse_body;
 use crate::authz::Action;
 use crate::docs::to_data;
 use crate::eval::{Interp, Object, R, Value};
+use crate::mask::{self, FieldRule};
 
 /// A predicate as stored: its source (for error summaries) and its parsed lambda.
 #[derive(Debug, Clone)]
@@ -37,11 +38,18 @@ pub struct RoleDef {
     pub privileges: HashMap<String, HashMap<Action, Policy>>,
     /// Membership rules: collection name → optional predicate over the identity document.
     pub membership: Vec<(String, Option<Predicate>)>,
+    /// Field masking rules by resource name (only resources that have some).
+    pub field_rules: HashMap<String, Arc<Vec<FieldRule>>>,
 }
 
 impl RoleDef {
     pub fn policy(&self, resource: &str, action: Action) -> Option<&Policy> {
         self.privileges.get(resource)?.get(&action)
+    }
+
+    /// The fields of `resource` this role sees masked (empty: none).
+    pub fn field_rules(&self, resource: &str) -> Option<&Arc<Vec<FieldRule>>> {
+        self.field_rules.get(resource)
     }
 
     pub fn from_stored(id: DocId, fields: &DataMap) -> RoleDef {
@@ -50,6 +58,7 @@ impl RoleDef {
             _ => String::new(),
         };
         let mut privileges: HashMap<String, HashMap<Action, Policy>> = HashMap::new();
+        let mut field_rules: HashMap<String, Vec<FieldRule>> = HashMap::new();
         if let Some(Data::Array(items)) = fields.get("privileges") {
             for item in items {
                 let Data::Object(p) = item else { continue };
@@ -58,6 +67,13 @@ impl RoleDef {
                 else {
                     continue;
                 };
+                let rules = mask::rules_of(p);
+                if !rules.is_empty() {
+                    field_rules
+                        .entry(resource.clone())
+                        .or_default()
+                        .extend(rules);
+                }
                 let entry = privileges.entry(resource.clone()).or_default();
                 for (action, policy) in actions {
                     let Some(action) = Action::parse(action) else {
@@ -104,6 +120,10 @@ impl RoleDef {
             name,
             privileges,
             membership,
+            field_rules: field_rules
+                .into_iter()
+                .map(|(resource, rules)| (resource, Arc::new(rules)))
+                .collect(),
         }
     }
 }
@@ -209,9 +229,20 @@ fn check_privilege(item: &Value) -> Option<String> {
     if !matches!(p.get("resource"), Some(Value::Str(_))) {
         return Some("`resource` must be a String".into());
     }
+    for key in p.keys() {
+        if !matches!(
+            key.as_str(),
+            "resource" | "actions" | "mask" | "redact" | "hide"
+        ) {
+            return Some(format!("unexpected field `{key}`"));
+        }
+    }
     let Some(Value::Object(actions)) = p.get("actions") else {
         return Some("`actions` must be an Object".into());
     };
+    if let Some(problem) = mask::check_privilege(p) {
+        return Some(problem);
+    }
     for (name, policy) in actions.iter() {
         let Some(action) = Action::parse(name) else {
             return Some(format!("unknown action `{name}`"));

@@ -81,7 +81,7 @@ fn write(it: &mut Interp<'_>, r: DocRef, input: &Value, replace: bool, as_data: 
         return super::access::write_credential(it, r, &patch, replace);
     }
     it.check_writable(verb)?;
-    let current = it.require_doc(r)?;
+    let current = it.require_stored_doc(r)?;
     let (fields, ttl, _) = user_fields(it, r.coll, &patch, as_data, false, verb)?;
     let stored = if replace {
         object_to_data(&fields, 1)?
