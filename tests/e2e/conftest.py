@@ -20,10 +20,11 @@ LISTENING = re.compile(r"testudo listening on (http://\S+)")
 
 
 class Server:
-    def __init__(self, binary: str):
+    def __init__(self, binary: str, extra_args=()):
         self.data_dir = tempfile.mkdtemp(prefix="testudo-e2e-")
         self.proc = subprocess.Popen(
-            [binary, "serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir],
+            [binary, "serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
+             *extra_args],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
