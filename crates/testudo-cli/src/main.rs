@@ -1,5 +1,5 @@
 //! The `testudo` binary: command-line parsing and exit codes. Each command lives in its own
-//! module (`serve.rs`); this file only wires them.
+//! module (`serve.rs`, `keys.rs`); this file only wires them.
 //!
 //! Exit codes: 0 success, 1 failure, 2 a refused configuration or a usage error (clap's own
 //! convention for usage errors).
@@ -8,6 +8,7 @@
 //! exactly once (see `root_secret.rs`); stdout carries only machine-readable lines and that
 //! banner — logs go to stderr.
 
+mod keys;
 mod logging;
 mod root_secret;
 mod serve;
@@ -33,6 +34,8 @@ struct Cli {
 enum Command {
     /// Run the database server.
     Serve(serve::ServeArgs),
+    /// Manage the keys of encryption at rest (generate, rotate, verify).
+    Keys(keys::KeysArgs),
 }
 
 /// A failure that ends the program, with its exit code.
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Keys(args) => keys::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -62,7 +62,8 @@ pub use encrypted::{EncryptedFile, IntegrityError};
 pub use format::FORMAT_VERSION;
 pub use rotate::{RotationReport, rotate_data, rotate_master};
 pub use store::{
-    ENCRYPTED_DATA_FILE, StoreError, StoreKind, open_encrypted_file, open_store, store_kind,
+    ENCRYPTED_DATA_FILE, MAX_REPORTED, StoreError, StoreKind, VerifyReport, open_encrypted_file,
+    open_store, store_kind, verify_store,
 };
 
 /// Opens (or creates) the store in directory `dir` with default options.

@@ -18,11 +18,8 @@
 //! buffers; keyring changes are serialized by `keyring.lock`.
 
 use std::fs::{File, OpenOptions};
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
-use redb::StorageBackend;
-use redb::backends::FileBackend;
 use testudo_storage::KvError;
 use zeroize::Zeroizing;
 
@@ -34,7 +31,9 @@ use crate::encrypted::{
 };
 use crate::keys::keyring::{STORE_LABEL, sync_dir};
 use crate::keys::{DataKey, Keyring, MasterKey};
-use crate::store::{ENCRYPTED_DATA_FILE, StoreError, encrypted_key_id, open_failure};
+use crate::store::{
+    ENCRYPTED_DATA_FILE, StoreError, encrypted_key_id, lock_data_file, open_failure,
+};
 
 /// Blocks re-encrypted per read and write.
 const BATCH: u64 = 256;
@@ -162,25 +161,6 @@ pub fn rotate_data(
 
 fn rotating_path(dir: &Path) -> PathBuf {
     dir.join(format!("{ENCRYPTED_DATA_FILE}.rotate"))
-}
-
-/// Takes the lock a server holds on the data file while it runs, so that no server runs
-/// during an offline rotation.
-fn lock_data_file(path: &Path) -> Result<FileBackend, StoreError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| io_error("cannot open", path, e))?;
-    let backend = FileBackend::new(file).map_err(|e| io_error("cannot open", path, e))?;
-    match backend.try_lock_range(Bound::Included(0), Bound::Unbounded) {
-        Ok(true) => Ok(backend),
-        Ok(false) => Err(StoreError::Inconsistent(format!(
-            "{} is in use (is the server running?); stop the server before `keys rotate-data`",
-            path.display()
-        ))),
-        Err(e) => Err(io_error("cannot lock", path, e)),
-    }
 }
 
 /// Writes `target`: `source` re-sealed under `key`. Returns the data blocks re-sealed and the

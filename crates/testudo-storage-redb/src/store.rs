@@ -11,12 +11,19 @@
 //! (saved atomically) before its data file, so a data file never exists without the key
 //! that sealed it.
 
+use std::fs::OpenOptions;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
+
+use redb::StorageBackend;
+use redb::backends::FileBackend;
 
 use testudo_storage::{KvError, LocalKv, LocalKvOptions};
 
 use crate::backend::{DATA_FILE, RedbBackend};
-use crate::encrypted::{EncryptedFile, OpenFailure, PreambleStatus, read_preamble};
+use crate::encrypted::{
+    EncryptedFile, IntegrityFailure, OpenFailure, PreambleStatus, read_preamble,
+};
 use crate::error::kv_error;
 use crate::keys::{DataKey, KeyError, Keyring, MasterKey};
 
@@ -174,6 +181,71 @@ pub(crate) fn open_failure(dir: &Path, failure: OpenFailure) -> StoreError {
             KvError::Corrupt(format!("{} cannot be opened", path.display())).into()
         }
     }
+}
+
+/// Takes the lock a server holds on the data file while it runs, so that no server runs
+/// during an offline rotation.
+pub(crate) fn lock_data_file(path: &Path) -> Result<FileBackend, StoreError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| KvError::Io(format!("cannot open {}: {e}", path.display())))?;
+    let backend = FileBackend::new(file)
+        .map_err(|e| KvError::Io(format!("cannot open {}: {e}", path.display())))?;
+    match backend.try_lock_range(Bound::Included(0), Bound::Unbounded) {
+        Ok(true) => Ok(backend),
+        Ok(false) => Err(StoreError::Inconsistent(format!(
+            "{} is in use (is the server running?); stop the server first",
+            path.display()
+        ))),
+        Err(e) => Err(KvError::Io(format!("cannot lock {}: {e}", path.display())).into()),
+    }
+}
+
+/// What [`verify_store`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Logical blocks in the file (block 0 is redb's header).
+    pub blocks: u64,
+    /// Blocks never written.
+    pub unwritten: u64,
+    /// Blocks that fail authentication (the first [`MAX_REPORTED`] of them).
+    pub failed: Vec<u64>,
+    /// How many blocks fail authentication.
+    pub failed_count: u64,
+}
+
+/// The most failing blocks [`VerifyReport::failed`] lists.
+pub const MAX_REPORTED: usize = 100;
+
+/// Checks that every block of the encrypted store in `dir` authenticates. Offline: refuses a
+/// store a server has open.
+pub fn verify_store(dir: &Path, master: &MasterKey) -> Result<VerifyReport, StoreError> {
+    let _lock = lock_data_file(&dir.join(ENCRYPTED_DATA_FILE))?;
+    let file = open_encrypted_file(dir, master)?;
+    let mut report = VerifyReport {
+        blocks: file.blocks(),
+        unwritten: 0,
+        failed: Vec::new(),
+        failed_count: 0,
+    };
+    for index in 0..file.blocks() {
+        let read = file
+            .read_block(index)
+            .map_err(|e| KvError::Io(format!("cannot read block {index}: {e}")))?;
+        match read {
+            Ok(_) => {}
+            Err(e) if e.failure == IntegrityFailure::Unwritten => report.unwritten += 1,
+            Err(_) => {
+                report.failed_count += 1;
+                if report.failed.len() < MAX_REPORTED {
+                    report.failed.push(index);
+                }
+            }
+        }
+    }
+    Ok(report)
 }
 
 /// Opens the data file of the encrypted store in `dir` for block-level reading (verification,

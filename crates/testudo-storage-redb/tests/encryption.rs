@@ -11,7 +11,7 @@ use testudo_storage::{Kv, KvError, LocalKvOptions, Ts, WriteSet};
 use testudo_storage_redb::keys::{KeyError, Keyring, MasterKey};
 use testudo_storage_redb::{
     DATA_FILE, ENCRYPTED_DATA_FILE, StoreError, StoreKind, open_encrypted_file, open_store,
-    rotate_data, rotate_master, store_kind,
+    rotate_data, rotate_master, store_kind, verify_store,
 };
 use zeroize::Zeroizing;
 
@@ -87,6 +87,9 @@ fn an_encrypted_store_keeps_its_data_and_no_plaintext_reaches_the_disk() {
         );
         assert!(!contains(&bytes, b"doc/"), "{name} holds a key");
     }
+    let report = verify_store(dir.path(), &master(1)).unwrap();
+    assert!(report.blocks > 1);
+    assert_eq!(report.failed_count, 0);
     let kv = open(dir.path(), Some(&master(1))).unwrap();
     assert_eq!(get(&kv, "doc/7").unwrap(), format!("{MARKER} number 7"));
 }
@@ -153,6 +156,10 @@ fn a_tampered_block_is_an_integrity_error_never_data() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[usize::try_from(at).unwrap()] ^= 0x04;
     std::fs::write(&path, &bytes).unwrap();
+
+    let report = verify_store(dir.path(), &key).unwrap();
+    assert_eq!(report.failed, vec![block]);
+    assert_eq!(report.failed_count, 1);
 
     let expect = format!("integrity check failed at block {block}");
     match open(dir.path(), Some(&key)) {

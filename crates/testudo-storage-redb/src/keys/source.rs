@@ -33,9 +33,9 @@ pub const MAX_KEY_TEXT: usize = 4096;
 pub enum MasterKeySource {
     /// A file holding the base64 key (or its 32 raw bytes), mode 0600 or stricter.
     File(PathBuf),
-    /// The base64 key, taken from [`MASTER_KEY_ENV`] by the caller (the text is not kept
-    /// here: `Debug` would show it).
-    Env,
+    /// The base64 key in this environment variable (usually [`MASTER_KEY_ENV`]), read when
+    /// the key is loaded (the text is not kept here: `Debug` would show it).
+    Env(String),
     /// A shell command (`sh -c`) that prints the base64 key on stdout and exits 0.
     Command(String),
 }
@@ -45,12 +45,12 @@ impl MasterKeySource {
     pub fn describe(&self) -> String {
         match self {
             MasterKeySource::File(path) => format!("the key file {}", path.display()),
-            MasterKeySource::Env => format!("the environment variable {MASTER_KEY_ENV}"),
+            MasterKeySource::Env(var) => format!("the environment variable {var}"),
             MasterKeySource::Command(_) => "the master key command".to_owned(),
         }
     }
 
-    /// Obtains the key. For [`MasterKeySource::Env`], the variable is read here.
+    /// Obtains the key.
     pub fn load(&self) -> Result<MasterKey, KeyError> {
         let name = self.describe();
         let source_error = |reason: String| KeyError::Source {
@@ -70,8 +70,8 @@ impl MasterKeySource {
                 })?;
                 MasterKey::from_base64(text, &name)
             }
-            MasterKeySource::Env => {
-                let text = Zeroizing::new(std::env::var(MASTER_KEY_ENV).map_err(|e| {
+            MasterKeySource::Env(var) => {
+                let text = Zeroizing::new(std::env::var(var).map_err(|e| {
                     source_error(match e {
                         std::env::VarError::NotPresent => "it is not set".to_owned(),
                         std::env::VarError::NotUnicode(_) => "it is not valid UTF-8".to_owned(),

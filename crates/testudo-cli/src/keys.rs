@@ -1,0 +1,217 @@
+//! `testudo keys`: the master key and the data key of an encrypted store.
+//!
+//! - `keys generate --out PATH`: a new random master key, written to a new file (mode 0600).
+//! - `keys rotate-master`: rewraps the store's data keys under a new master key; no data is
+//!   rewritten, the keyring file is replaced atomically, and it may run while the server runs
+//!   (which needs the new key at its next start).
+//! - `keys rotate-data`: re-encrypts every block of the data file under a new data key.
+//!   Offline: the server must be stopped (refused otherwise).
+//! - `keys verify`: checks that every block authenticates. Offline too.
+//!
+//! **Invariants:** no key is ever printed or logged, only fingerprints; a key file is created
+//! private and never overwritten; stdout gets one summary line per command, progress goes to
+//! stderr.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use testudo_storage_redb::keys::{MasterKey, MasterKeySource};
+use testudo_storage_redb::{rotate_data, rotate_master, verify_store};
+
+use crate::CliError;
+use crate::store::{self, StoreArgs};
+
+/// The environment variable that may carry the new master key of `keys rotate-master`.
+const NEW_MASTER_KEY_ENV: &str = "TESTUDO_NEW_MASTER_KEY";
+
+#[derive(Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Write a new random master key (base64) to a new file readable by its owner only.
+    Generate(GenerateArgs),
+    /// Rewrap the store's data keys under a new master key (no data is rewritten; may run
+    /// while the server runs, which then needs the new key at its next start).
+    RotateMaster(RotateMasterArgs),
+    /// Re-encrypt every block of the store under a new data key (stop the server first).
+    RotateData(StoreDir),
+    /// Check that every block of the encrypted store authenticates (stop the server first).
+    Verify(StoreDir),
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// The file to create (refused if it exists).
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct StoreDir {
+    /// Where the database keeps its files.
+    #[arg(long, default_value = "./testudo-data")]
+    data_dir: PathBuf,
+
+    /// The store's current master key.
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Args)]
+struct RotateMasterArgs {
+    #[command(flatten)]
+    dir: StoreDir,
+
+    /// The new master key's file (same format and permission rule as --master-key-file).
+    /// Alternatives: the TESTUDO_NEW_MASTER_KEY environment variable, or
+    /// --new-master-key-command.
+    #[arg(long, value_name = "PATH")]
+    new_master_key_file: Option<PathBuf>,
+
+    /// A command that prints the new master key on stdout (base64).
+    #[arg(long, value_name = "COMMAND")]
+    new_master_key_command: Option<String>,
+}
+
+pub fn run(args: KeysArgs) -> Result<(), CliError> {
+    match args.command {
+        KeysCommand::Generate(args) => generate(&args),
+        KeysCommand::RotateMaster(args) => rotate_master_key(&args),
+        KeysCommand::RotateData(args) => rotate_data_key(&args),
+        KeysCommand::Verify(args) => verify(&args),
+    }
+}
+
+/// One summary line on stdout.
+fn say(line: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|err| CliError::Failed(format!("could not write to stdout: {err}")))
+}
+
+fn generate(args: &GenerateArgs) -> Result<(), CliError> {
+    let (key, text) = MasterKey::generate().map_err(|e| store::key_error(&e))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(&args.out).and_then(|mut file| {
+        file.write_all(text.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()
+    });
+    written
+        .map_err(|e| CliError::Failed(format!("could not create {}: {e}", args.out.display())))?;
+    say(&format!(
+        "wrote a new master key to {} (fingerprint {})",
+        args.out.display(),
+        key.fingerprint()
+    ))
+}
+
+/// The store's current master key, which these commands cannot do without.
+fn current_key(dir: &StoreDir) -> Result<MasterKey, CliError> {
+    store::master_key(&dir.store)?.ok_or_else(|| {
+        CliError::Refused(
+            "give the store's master key with --master-key-file, TESTUDO_MASTER_KEY or \
+             --master-key-command"
+                .to_owned(),
+        )
+    })
+}
+
+fn new_key(args: &RotateMasterArgs) -> Result<MasterKey, CliError> {
+    let mut sources = Vec::new();
+    if let Some(path) = &args.new_master_key_file {
+        sources.push(MasterKeySource::File(path.clone()));
+    }
+    if let Some(command) = &args.new_master_key_command {
+        sources.push(MasterKeySource::Command(command.clone()));
+    }
+    if std::env::var_os(NEW_MASTER_KEY_ENV).is_some_and(|v| !v.is_empty()) {
+        sources.push(MasterKeySource::Env(NEW_MASTER_KEY_ENV.to_owned()));
+    }
+    match sources.as_slice() {
+        [source] => source.load().map_err(|e| store::key_error(&e)),
+        [] => Err(CliError::Refused(format!(
+            "give the new master key with --new-master-key-file, {NEW_MASTER_KEY_ENV} or \
+             --new-master-key-command"
+        ))),
+        _ => Err(CliError::Refused(format!(
+            "the new master key is given more than once; give exactly one of \
+             --new-master-key-file, --new-master-key-command and {NEW_MASTER_KEY_ENV}"
+        ))),
+    }
+}
+
+fn rotate_master_key(args: &RotateMasterArgs) -> Result<(), CliError> {
+    let old = current_key(&args.dir)?;
+    let new = new_key(args)?;
+    let dir = &args.dir.data_dir;
+    rotate_master(dir, &old, &new).map_err(|e| store::store_error(dir, e))?;
+    say(&format!(
+        "the data keys of {} are now wrapped by master key {} (was {}); start the server \
+         with the new key",
+        dir.display(),
+        new.fingerprint(),
+        old.fingerprint()
+    ))
+}
+
+fn rotate_data_key(args: &StoreDir) -> Result<(), CliError> {
+    let master = current_key(args)?;
+    let dir = &args.data_dir;
+    let mut last_tenth = 0;
+    let mut progress = |done: u64, total: u64| {
+        let tenth = done.saturating_mul(10) / total.max(1);
+        if tenth > last_tenth {
+            last_tenth = tenth;
+            eprintln!("testudo: re-encrypted {done} of {total} blocks");
+        }
+    };
+    let report =
+        rotate_data(dir, &master, &mut progress).map_err(|e| store::store_error(dir, e))?;
+    say(&format!(
+        "re-encrypted {} blocks of {} under data key {} (was {}; {} blocks never written)",
+        report.blocks,
+        dir.display(),
+        report.new_key_id,
+        report.old_key_id,
+        report.unwritten
+    ))
+}
+
+fn verify(args: &StoreDir) -> Result<(), CliError> {
+    let master = current_key(args)?;
+    let dir = &args.data_dir;
+    let report = verify_store(dir, &master).map_err(|e| store::store_error(dir, e))?;
+    if report.failed_count > 0 {
+        return Err(CliError::Failed(format!(
+            "{} of {} blocks of {} fail their integrity check (blocks {:?}{})",
+            report.failed_count,
+            report.blocks,
+            dir.display(),
+            report.failed,
+            if report.failed_count > report.failed.len() as u64 {
+                ", …"
+            } else {
+                ""
+            }
+        )));
+    }
+    say(&format!(
+        "all {} blocks of {} authenticate ({} never written)",
+        report.blocks,
+        dir.display(),
+        report.unwritten
+    ))
+}

@@ -1,0 +1,525 @@
+//! Encryption at rest over a real `testudo serve` process: the canary (a marker written through
+//! HTTP never reaches the disk in plaintext; a flipped byte is an integrity error, never data;
+//! the wrong key is refused and changes nothing), the refusals, `kill -9` during encrypted
+//! writes, and the `testudo keys` commands.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{TestServer, testudo};
+use testudo_storage_redb::keys::MasterKey;
+use testudo_storage_redb::{ENCRYPTED_DATA_FILE, open_encrypted_file};
+
+const MARKER: &str = "QUOKKA-7f3e91-CANARY";
+
+/// A process's exit status and output, waited for at most a minute (a server that starts
+/// when it should have refused is killed, and the test fails).
+fn run_to_exit(mut command: Command) -> (ExitStatus, String, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the process did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, stdout, stderr)
+}
+
+/// `testudo keys <args>`.
+fn keys(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_testudo"));
+    command
+        .arg("keys")
+        .args(args)
+        .env_remove("TESTUDO_MASTER_KEY")
+        .env_remove("TESTUDO_NEW_MASTER_KEY")
+        .stdin(Stdio::null());
+    command
+}
+
+/// A fresh master key in a private file inside `dir` (not the data directory).
+fn key_file(dir: &Path, name: &str) -> (PathBuf, MasterKey) {
+    let path = dir.join(name);
+    let (status, stdout, stderr) =
+        run_to_exit(keys(&["generate", "--out", path.to_str().unwrap()]));
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("fingerprint"), "{stdout}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!stdout.contains(text.trim()), "the key was printed");
+    let key = MasterKey::from_base64(&text, "test").unwrap();
+    (path, key)
+}
+
+/// Every file under `dir` and its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(entry.path());
+            } else {
+                out.insert(entry.path(), std::fs::read(entry.path()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn start(data_dir: &Path, key: &Path) -> TestServer {
+    TestServer::start(
+        data_dir,
+        &["--dev", "--master-key-file", key.to_str().unwrap()],
+        &[],
+    )
+}
+
+/// Stops a server gracefully.
+fn stop(mut server: TestServer) {
+    server.terminate();
+    assert_eq!(server.wait_exit().code(), Some(0));
+}
+
+#[tokio::test]
+async fn canary_the_marker_never_reaches_the_disk_a_flipped_byte_is_an_integrity_error_and_the_wrong_key_changes_nothing()
+ {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let (key_path, key) = key_file(keys_dir.path(), "master.key");
+
+    // Write documents holding the marker through HTTP.
+    let server = start(data.path(), &key_path);
+    server.wait_for_log("encryption at rest is on");
+    let created = server
+        .query("Collection.create({ name: 'CanaryNotes' })")
+        .await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    for i in 0..40 {
+        let padding = "p".repeat(300);
+        let response = server
+            .query(&format!(
+                "CanaryNotes.create({{ id: '{}', note: '{MARKER} {i} {padding}' }})",
+                1000 + i
+            ))
+            .await;
+        assert_eq!(response.status, 200, "{:?}", response.body);
+    }
+    let read = server.query("CanaryNotes.byId('1007')!.note").await;
+    assert_eq!(read.status, 200);
+    assert!(read.json()["data"].as_str().unwrap().starts_with(MARKER));
+    stop(server);
+
+    // Scan every byte of the data directory.
+    let files = snapshot(data.path());
+    assert!(files.keys().any(|p| p.ends_with(ENCRYPTED_DATA_FILE)));
+    for (path, bytes) in &files {
+        for needle in [MARKER.as_bytes(), b"CanaryNotes"] {
+            assert!(
+                !contains(bytes, needle),
+                "{} holds {}",
+                path.display(),
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+
+    // Restart with the wrong key: a clear error, a non-zero exit, nothing written.
+    let (wrong_path, _) = key_file(keys_dir.path(), "wrong.key");
+    let (status, _, stderr) = run_to_exit({
+        let mut command = testudo(
+            data.path(),
+            &[
+                "--dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--master-key-file",
+                wrong_path.to_str().unwrap(),
+            ],
+            &[],
+        );
+        command.env_remove("TESTUDO_MASTER_KEY");
+        command
+    });
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the master key does not unwrap this store's data key"),
+        "{stderr}"
+    );
+    assert_eq!(
+        snapshot(data.path()),
+        files,
+        "a refused start changed the data directory"
+    );
+
+    // Flip one byte in the data page that holds document 1007.
+    let file = open_encrypted_file(data.path(), &key).unwrap();
+    let needle = format!("{MARKER} 7 ");
+    let block = (1..file.blocks())
+        .find(|&i| {
+            file.read_block(i)
+                .unwrap()
+                .is_ok_and(|plain| contains(&plain, needle.as_bytes()))
+        })
+        .expect("a block holds the document");
+    let at = file.physical_range(block).unwrap().start + 200;
+    drop(file);
+    let path = data.path().join(ENCRYPTED_DATA_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[usize::try_from(at).unwrap()] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    let expected = format!("integrity check failed at block {block}");
+
+    if cfg!(debug_assertions) {
+        // Debug builds of redb read every page of the file while opening it, so the damage
+        // is found before the server answers anything: it refuses to start.
+        let (status, _, stderr) = run_to_exit(testudo(
+            data.path(),
+            &[
+                "--dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--master-key-file",
+                key_path.to_str().unwrap(),
+            ],
+            &[],
+        ));
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(&expected), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!stderr.contains(MARKER), "{stderr}");
+    } else {
+        // Release builds open the file without reading it all: the read of the damaged page
+        // fails with Fauna's internal error, and the log says why.
+        let server = start(data.path(), &key_path);
+        let response = server.query("CanaryNotes.byId('1007')!.note").await;
+        assert_eq!(response.status, 500, "{:?}", response.body);
+        assert_eq!(response.error_code(), "internal_error");
+        assert!(!contains(&response.body, MARKER.as_bytes()));
+        server.wait_for_log(&expected);
+    }
+}
+
+#[test]
+fn an_encrypted_store_without_its_key_and_a_plaintext_store_with_a_key_are_refused() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (key_path, _) = key_file(keys_dir.path(), "master.key");
+    let serve = |dir: &Path, extra: &[&str]| {
+        let mut args = vec!["--dev", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut command = testudo(dir, &args, &[]);
+        command.env_remove("TESTUDO_MASTER_KEY");
+        run_to_exit(command)
+    };
+
+    let encrypted = tempfile::tempdir().unwrap();
+    stop(start(encrypted.path(), &key_path));
+    let before = snapshot(encrypted.path());
+    let (status, _, stderr) = serve(encrypted.path(), &[]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is encrypted"), "{stderr}");
+    assert!(stderr.contains("--master-key-file"), "{stderr}");
+    assert_eq!(snapshot(encrypted.path()), before);
+
+    let plain = tempfile::tempdir().unwrap();
+    stop(TestServer::start(plain.path(), &["--dev"], &[]));
+    let before = snapshot(plain.path());
+    let (status, _, stderr) = serve(
+        plain.path(),
+        &["--master-key-file", key_path.to_str().unwrap()],
+    );
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not encrypted"), "{stderr}");
+    assert_eq!(snapshot(plain.path()), before);
+}
+
+#[test]
+fn a_key_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (key_path, _) = key_file(keys_dir.path(), "master.key");
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let (status, _, stderr) = run_to_exit(testudo(
+        data.path(),
+        &[
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--master-key-file",
+            key_path.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+}
+
+#[test]
+fn the_key_may_come_from_the_environment_or_a_command() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (key_path, _) = key_file(keys_dir.path(), "master.key");
+    let text = std::fs::read_to_string(&key_path).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    stop(TestServer::start(
+        data.path(),
+        &["--dev"],
+        &[("TESTUDO_MASTER_KEY", text.trim())],
+    ));
+    let command = format!("cat {}", key_path.display());
+    let server = TestServer::start(
+        data.path(),
+        &["--dev", "--master-key-command", &command],
+        &[],
+    );
+    server.wait_for_log("encryption at rest is on");
+    stop(server);
+}
+
+#[test]
+fn serving_without_a_master_key_outside_dev_warns_loudly() {
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(
+        data.path(),
+        &["--root-secret", "a-root-secret-for-this-test"],
+        &[],
+    );
+    server.wait_for_log("ENCRYPTION AT REST IS OFF");
+    stop(server);
+}
+
+/// One `POST /query/1` in the simple format over a fresh connection; connection errors are
+/// returned (the server is killed while these are in flight).
+fn query(addr: SocketAddr, fql: &str) -> Result<(u16, serde_json::Value), String> {
+    let body = serde_json::json!({ "query": fql }).to_string();
+    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "POST /query/1 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer secret\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8(raw).map_err(|e| e.to_string())?;
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status")?;
+    let json = serde_json::from_str(body).map_err(|e| format!("{e}: {body}"))?;
+    Ok((status, json))
+}
+
+#[test]
+fn acknowledged_encrypted_writes_survive_repeated_kill_9() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (key_path, _) = key_file(keys_dir.path(), "master.key");
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &key_path);
+    let (status, _) = query(server.addr, "Collection.create({ name: 'Ledger' })").unwrap();
+    assert_eq!(status, 200);
+    let mut server = Some(server);
+    let mut acked = Vec::<String>::new();
+
+    for round in 0..3 {
+        let mut running = server
+            .take()
+            .unwrap_or_else(|| start(data.path(), &key_path));
+        let round_acked = Arc::new(Mutex::new(Vec::<String>::new()));
+        let stop_writing = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..6)
+            .map(|w| {
+                let (acked, stop, addr) = (round_acked.clone(), stop_writing.clone(), running.addr);
+                std::thread::spawn(move || {
+                    for i in 0.. {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let pair = format!("r{round}-w{w}-{i}");
+                        let fql = format!(
+                            "Ledger.create({{ pair: '{pair}', half: 1 }})\n\
+                             Ledger.create({{ pair: '{pair}', half: 2 }})\n1"
+                        );
+                        match query(addr, &fql) {
+                            Ok((200, _)) => acked.lock().unwrap().push(pair),
+                            Ok((status, body)) => panic!("write refused: {status} {body}"),
+                            Err(_) => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while round_acked.lock().unwrap().len() < 100 {
+            assert!(Instant::now() < deadline, "writers made no progress");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        running.kill_hard();
+        stop_writing.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+        acked.extend(round_acked.lock().unwrap().iter().cloned());
+
+        let restarted = start(data.path(), &key_path);
+        let (status, body) = query(restarted.addr, "Ledger.all().map(.pair).toArray()").unwrap();
+        assert_eq!(status, 200, "{body}");
+        let mut counts = BTreeMap::<String, usize>::new();
+        for pair in body["data"].as_array().unwrap() {
+            *counts.entry(pair.as_str().unwrap().to_owned()).or_default() += 1;
+        }
+        for pair in &acked {
+            assert_eq!(
+                counts.get(pair),
+                Some(&2),
+                "acknowledged write {pair} lost (round {round})"
+            );
+        }
+        for (pair, n) in &counts {
+            assert_eq!(*n, 2, "query {pair} was half applied");
+        }
+        server = Some(restarted);
+    }
+    stop(server.take().unwrap());
+    for (path, bytes) in snapshot(data.path()) {
+        assert!(
+            !contains(&bytes, b"r0-w0-0"),
+            "{} holds plaintext",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn keys_rotate_master_then_rotate_data_keep_the_data() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (old_path, _) = key_file(keys_dir.path(), "old.key");
+    let (new_path, _) = key_file(keys_dir.path(), "new.key");
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+
+    let server = start(data.path(), &old_path);
+    let (status, _) = query(server.addr, "Collection.create({ name: 'Kept' })").unwrap();
+    assert_eq!(status, 200);
+    let (status, _) = query(server.addr, "Kept.create({ id: '1', v: 'still here' })").unwrap();
+    assert_eq!(status, 200);
+
+    // The data key cannot be rotated under a running server.
+    let (status, _, stderr) = run_to_exit(keys(&[
+        "rotate-data",
+        "--data-dir",
+        data_dir,
+        "--master-key-file",
+        old_path.to_str().unwrap(),
+    ]));
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
+
+    // The master key can, and the data file does not change.
+    let data_file = data.path().join(ENCRYPTED_DATA_FILE);
+    stop(server);
+    let before = std::fs::read(&data_file).unwrap();
+    let (status, stdout, stderr) = run_to_exit(keys(&[
+        "rotate-master",
+        "--data-dir",
+        data_dir,
+        "--master-key-file",
+        old_path.to_str().unwrap(),
+        "--new-master-key-file",
+        new_path.to_str().unwrap(),
+    ]));
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("now wrapped by master key"), "{stdout}");
+    assert_eq!(std::fs::read(&data_file).unwrap(), before);
+
+    let (status, _, stderr) = run_to_exit({
+        let mut command = testudo(
+            data.path(),
+            &[
+                "--dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--master-key-file",
+                old_path.to_str().unwrap(),
+            ],
+            &[],
+        );
+        command.env_remove("TESTUDO_MASTER_KEY");
+        command
+    });
+    assert_eq!(status.code(), Some(2), "the old key still works: {stderr}");
+
+    let (status, stdout, stderr) = run_to_exit(keys(&[
+        "rotate-data",
+        "--data-dir",
+        data_dir,
+        "--master-key-file",
+        new_path.to_str().unwrap(),
+    ]));
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("re-encrypted"), "{stdout}");
+    assert_ne!(std::fs::read(&data_file).unwrap(), before);
+
+    let (status, stdout, stderr) = run_to_exit(keys(&[
+        "verify",
+        "--data-dir",
+        data_dir,
+        "--master-key-file",
+        new_path.to_str().unwrap(),
+    ]));
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("authenticate"), "{stdout}");
+
+    let server = start(data.path(), &new_path);
+    let (status, body) = query(server.addr, "Kept.byId('1')!.v").unwrap();
+    assert_eq!(
+        (status, body["data"].as_str()),
+        (200, Some("still here")),
+        "{body}"
+    );
+    stop(server);
+}
