@@ -36,7 +36,7 @@ use testudo_storage_redb::StoreError;
 use testudo_storage_redb::keys::KeyError;
 
 pub use format::{CHUNK_TARGET, FORMAT_VERSION, MAX_FRAME};
-pub use manifest::{CollectionCounts, DatabaseCounts, Manifest};
+pub use manifest::{CollectionCounts, DatabaseCounts, Manifest, rfc3339};
 pub use read::{BackupInfo, VerifyReport, inspect, verify};
 pub use restore::{RestoreReport, restore_into, restore_to_dir};
 pub use retention::{BACKUP_EXTENSION, BackupEntry, EntryStatus, PruneReport, list_backups, prune};

@@ -1,5 +1,5 @@
 //! The `testudo` binary: command-line parsing and exit codes. Each command lives in its own
-//! module (`serve.rs`, `keys.rs`); this file only wires them.
+//! module (`serve.rs`, `keys.rs`, `backup.rs`); this file only wires them.
 //!
 //! Exit codes: 0 success, 1 failure, 2 a refused configuration or a usage error (clap's own
 //! convention for usage errors).
@@ -8,6 +8,7 @@
 //! exactly once (see `root_secret.rs`); stdout carries only machine-readable lines and that
 //! banner — logs go to stderr.
 
+mod backup;
 mod keys;
 mod logging;
 mod root_secret;
@@ -36,6 +37,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Manage the keys of encryption at rest (generate, rotate, verify).
     Keys(keys::KeysArgs),
+    /// Take, list, verify and prune backups of a stopped data directory.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new, empty data directory.
+    Restore(backup::RestoreArgs),
 }
 
 /// A failure that ends the program, with its exit code.
@@ -54,6 +59,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Keys(args) => keys::run(args),
+        Command::Backup(args) => backup::run(args),
+        Command::Restore(args) => backup::restore(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

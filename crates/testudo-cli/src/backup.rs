@@ -1,0 +1,403 @@
+//! `testudo backup create|list|verify|prune` and `testudo restore`, against a stopped data
+//! directory (the format, verification and restore live in `testudo-backup`).
+//!
+//! - `backup create --data-dir D --out DIR`: one consistent snapshot of the store into a new
+//!   file in DIR, encrypted when a master key is given (the store's own key flags).
+//! - `backup list DIR`: the backups there, oldest first, and any partial or unreadable file.
+//! - `backup verify FILE`: every chunk and the manifest, without restoring (with the master
+//!   key: authenticated; without it an encrypted backup is checked by checksums only).
+//! - `backup prune DIR --keep N`: deletes all but the newest N complete backups.
+//! - `restore FILE --data-dir NEWDIR`: a new store from a backup, refused unless NEWDIR is
+//!   absent or empty, and refused before anything is written if the file is damaged.
+//!
+//! **Invariants:** stdout carries one summary line per result; progress (throughput, ETA)
+//! goes to stderr, and only for operations longer than a second; no key is ever printed, only
+//! fingerprints; nothing existing is overwritten.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use testudo_backup::{BackupError, EntryStatus, SnapshotOptions};
+
+use crate::CliError;
+use crate::store::{self, StoreArgs};
+
+#[derive(Args)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    command: BackupCommand,
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Take a backup of a stopped data directory into a new file in --out.
+    Create(CreateArgs),
+    /// List the backups in a directory, oldest first.
+    List(ListArgs),
+    /// Check every chunk and the manifest of a backup file without restoring it.
+    Verify(VerifyArgs),
+    /// Delete all but the newest --keep complete backups of a directory.
+    Prune(PruneArgs),
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    /// The (stopped) server's data directory.
+    #[arg(long, default_value = "./testudo-data")]
+    data_dir: PathBuf,
+
+    /// The directory to write the backup file into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+
+    /// Back up only keys starting with this prefix (hex; repeatable).
+    #[arg(long, value_name = "HEX")]
+    prefix: Vec<String>,
+
+    /// The store's master key; the backup is encrypted under it too.
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// The backup directory.
+    dir: PathBuf,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The backup file.
+    file: PathBuf,
+
+    /// The master key of an encrypted backup (without it, checksums only).
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    /// The backup directory.
+    dir: PathBuf,
+
+    /// How many of the newest complete backups to keep (at least 1).
+    #[arg(long)]
+    keep: usize,
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// The backup file.
+    file: PathBuf,
+
+    /// The new data directory (must not exist, or be empty).
+    #[arg(long)]
+    data_dir: PathBuf,
+
+    /// The backup's master key; the new store is encrypted at rest under it.
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+pub fn run(args: BackupArgs) -> Result<(), CliError> {
+    match args.command {
+        BackupCommand::Create(args) => create(&args),
+        BackupCommand::List(args) => list(&args),
+        BackupCommand::Verify(args) => verify(&args),
+        BackupCommand::Prune(args) => prune(&args),
+    }
+}
+
+/// One summary line on stdout.
+fn say(line: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|err| CliError::Failed(format!("could not write to stdout: {err}")))
+}
+
+/// A backup failure as the CLI reports it: what the operator must change is refused (2);
+/// a damaged file or an I/O failure fails (1).
+fn backup_error(error: BackupError) -> CliError {
+    match error {
+        BackupError::NeedsKey { .. } => CliError::Refused(format!(
+            "{error} (--master-key-file PATH, TESTUDO_MASTER_KEY or --master-key-command)"
+        )),
+        BackupError::WrongKey { .. }
+        | BackupError::NotEmpty(_)
+        | BackupError::Invalid(_)
+        | BackupError::Key(_) => CliError::Refused(error.to_string()),
+        BackupError::Store(e) => CliError::Refused(e.to_string()),
+        other => CliError::Failed(other.to_string()),
+    }
+}
+
+fn parse_prefix(text: &str) -> Result<Vec<u8>, CliError> {
+    let bad = || CliError::Refused(format!("--prefix {text:?} is not hex"));
+    if !text.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .ok_or_else(bad)
+        })
+        .collect()
+}
+
+fn create(args: &CreateArgs) -> Result<(), CliError> {
+    // Opening creates a store where there is none: refuse to back up nothing.
+    let has_files = std::fs::read_dir(&args.data_dir)
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false);
+    if !has_files {
+        return Err(CliError::Refused(format!(
+            "{} holds no store",
+            args.data_dir.display()
+        )));
+    }
+    let prefixes = args
+        .prefix
+        .iter()
+        .map(|p| parse_prefix(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let master = store::master_key(&args.store)?;
+    if master.is_none() {
+        eprintln!("testudo: no master key given: the backup will not be encrypted");
+    }
+    let kv = store::open(&args.data_dir, &args.store, true)?;
+    let progress = Meter::new("backup create", Some(dir_size(&args.data_dir)));
+    let options = SnapshotOptions {
+        prefixes,
+        master: master.as_ref(),
+        cancel: None,
+    };
+    let created = testudo_backup::create_backup(kv.as_ref(), &args.out, &options, &|done| {
+        progress.update(done)
+    });
+    let closed = kv.close();
+    let created = created.map_err(backup_error)?;
+    closed.map_err(|e| CliError::Failed(format!("closing the store: {e}")))?;
+    progress.finish(created.manifest.raw_bytes);
+    let m = &created.manifest;
+    say(&format!(
+        "created {} ({} bytes; snapshot ts {}; {} keys, {} versions in {} chunks; {})",
+        created.path.display(),
+        created.bytes,
+        m.snapshot_ts,
+        m.keys,
+        m.versions,
+        m.chunks,
+        encryption(m.key_id.as_deref())
+    ))
+}
+
+fn encryption(key_id: Option<&str>) -> String {
+    match key_id {
+        Some(id) => format!("encrypted, master key {id}"),
+        None => "not encrypted".into(),
+    }
+}
+
+fn list(args: &ListArgs) -> Result<(), CliError> {
+    let entries = testudo_backup::list_backups(&args.dir).map_err(backup_error)?;
+    if entries.is_empty() {
+        return say(&format!("no backups in {}", args.dir.display()));
+    }
+    for entry in entries {
+        let line = match entry.status {
+            EntryStatus::Complete(info) => format!(
+                "{}\t{} bytes\tcreated {}\tsnapshot ts {}\t{}",
+                entry.path.display(),
+                entry.bytes,
+                testudo_backup::rfc3339(info.created_unix_ms),
+                info.snapshot_ts,
+                encryption(info.key_id.as_deref())
+            ),
+            EntryStatus::Partial => format!(
+                "{}\t{} bytes\tpartial (being written, or interrupted)",
+                entry.path.display(),
+                entry.bytes
+            ),
+            EntryStatus::Unreadable(why) => {
+                format!("{}\tunreadable: {why}", entry.path.display())
+            }
+        };
+        say(&line)?;
+    }
+    Ok(())
+}
+
+fn verify(args: &VerifyArgs) -> Result<(), CliError> {
+    let master = store::master_key(&args.store)?;
+    let size = file_size(&args.file);
+    let progress = Meter::new("backup verify", size);
+    let report = testudo_backup::verify(&args.file, master.as_ref(), &|done| progress.update(done))
+        .map_err(backup_error)?;
+    progress.finish(report.info.bytes);
+    match (&report.manifest, report.authenticated) {
+        (Some(m), true) => say(&format!(
+            "ok: {} chunks and the manifest verified; snapshot ts {}, {} keys, {} versions, \
+             {} databases; {}",
+            report.chunks,
+            m.snapshot_ts,
+            m.keys,
+            m.versions,
+            m.databases.len(),
+            encryption(m.key_id.as_deref())
+        )),
+        _ => say(&format!(
+            "ok (checksums only): {} chunks and the manifest frame have intact checksums; the \
+             backup is encrypted with master key {} — give it to authenticate and decode them",
+            report.chunks,
+            report.info.key_id.unwrap_or_default()
+        )),
+    }
+}
+
+fn prune(args: &PruneArgs) -> Result<(), CliError> {
+    let report = testudo_backup::prune(&args.dir, args.keep).map_err(backup_error)?;
+    for (path, why) in &report.skipped {
+        eprintln!("testudo: left alone: {} ({why})", path.display());
+    }
+    for path in &report.removed {
+        say(&format!("removed {}", path.display()))?;
+    }
+    say(&format!(
+        "kept {} backups, removed {}",
+        report.kept.len(),
+        report.removed.len()
+    ))
+}
+
+pub fn restore(args: RestoreArgs) -> Result<(), CliError> {
+    let master = store::master_key(&args.store)?;
+    // Two passes over the file: verify, then load.
+    let size = file_size(&args.file).map(|s| s * 2);
+    let progress = Meter::new("restore", size);
+    let report =
+        testudo_backup::restore_to_dir(&args.file, master.as_ref(), &args.data_dir, &|done| {
+            progress.update(done)
+        })
+        .map_err(backup_error)?;
+    progress.finish(size.unwrap_or_default());
+    let m = &report.manifest;
+    say(&format!(
+        "restored {} keys, {} versions at snapshot ts {} into {}{}",
+        m.keys,
+        m.versions,
+        m.snapshot_ts,
+        args.data_dir.display(),
+        if master.is_some() {
+            " (encrypted at rest)"
+        } else {
+            ""
+        }
+    ))
+}
+
+fn file_size(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
+/// The bytes of the files directly in `dir` (a store is a flat directory).
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or_default()
+}
+
+/// Progress lines on stderr: quiet for the first second, then one line a second with bytes
+/// done, throughput and (when the total is known) an ETA.
+struct Meter {
+    what: &'static str,
+    total: Option<u64>,
+    start: Instant,
+    last: Mutex<Option<Instant>>,
+}
+
+impl Meter {
+    fn new(what: &'static str, total: Option<u64>) -> Meter {
+        Meter {
+            what,
+            total: total.filter(|t| *t > 0),
+            start: Instant::now(),
+            last: Mutex::new(None),
+        }
+    }
+
+    fn update(&self, done: u64) {
+        let now = Instant::now();
+        let elapsed = now - self.start;
+        if elapsed < Duration::from_secs(1) {
+            return;
+        }
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        if last.is_some_and(|at| now - at < Duration::from_secs(1)) {
+            return;
+        }
+        *last = Some(now);
+        let rate = done as f64 / elapsed.as_secs_f64();
+        let eta = match self.total {
+            Some(total) if rate > 0.0 && total > done => {
+                format!(", ETA {}s", ((total - done) as f64 / rate).ceil() as u64)
+            }
+            _ => String::new(),
+        };
+        let of = self
+            .total
+            .map(|t| format!(" of ~{}", mib(t)))
+            .unwrap_or_default();
+        eprintln!(
+            "{}: {}{of}, {}/s{eta}",
+            self.what,
+            mib(done),
+            mib(rate as u64)
+        );
+    }
+
+    /// A closing line with the average throughput, if the operation took over a second.
+    fn finish(&self, done: u64) {
+        let elapsed = self.start.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            eprintln!(
+                "{}: {} in {:.1}s ({}/s)",
+                self.what,
+                mib(done),
+                elapsed.as_secs_f64(),
+                mib((done as f64 / elapsed.as_secs_f64()) as u64)
+            );
+        }
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_hex_and_anything_else_is_refused() {
+        assert_eq!(parse_prefix("00ff10").unwrap(), vec![0, 255, 16]);
+        assert!(parse_prefix("0").is_err());
+        assert!(parse_prefix("zz").is_err());
+        assert!(parse_prefix("é0").is_err());
+    }
+}
