@@ -266,3 +266,34 @@ pub struct BackupRecord {
 pub fn query_hash(text: &[u8]) -> String {
     crate::chain::hex(ring::digest::digest(&ring::digest::SHA256, text).as_ref())
 }
+
+/// [`query_hash`] of a query template: its text fragments in order, each interpolated value
+/// standing as one NUL byte (values are arguments, never hashed). A plain string query —
+/// one text fragment — hashes like [`query_hash`] of its text.
+pub fn query_hash_parts<'a>(parts: impl IntoIterator<Item = Option<&'a str>>) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in parts {
+        ctx.update(part.map_or(&[0u8][..], str::as_bytes));
+    }
+    crate::chain::hex(ctx.finish().as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_query_hashes_like_its_text_and_values_do_not_count() {
+        assert_eq!(query_hash_parts([Some("1 + 1")]), query_hash(b"1 + 1"));
+        assert_eq!(
+            query_hash(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        let template = query_hash_parts([Some("Books.byId("), None, Some(")")]);
+        assert_ne!(template, query_hash(b"Books.byId()"));
+        assert_eq!(
+            template,
+            query_hash_parts([Some("Books.byId("), None, Some(")")])
+        );
+    }
+}

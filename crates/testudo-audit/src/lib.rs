@@ -31,7 +31,7 @@ mod writer;
 pub use chain::GENESIS;
 pub use event::{
     AuditEvent, AuthFailure, BackupRecord, Change, CredentialRef, DatabaseRef, Denial,
-    ElevatedCall, Login, Mfa, Ops, Outcome, RequestRecord, query_hash,
+    ElevatedCall, Login, Mfa, Ops, Outcome, RequestRecord, query_hash, query_hash_parts,
 };
 pub use read::{Filter, ReadError, ReadSummary, read_records, tail};
 pub use sink::{AuditSink, MemorySink, SinkStats};
