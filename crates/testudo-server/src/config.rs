@@ -3,10 +3,15 @@
 //! **Invariants:** every resource a client can make the server hold (bytes, time, streams,
 //! connections) has a finite limit here; defaults are safe for an internet-facing server.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use testudo_audit::AuditSink;
+
+use crate::metrics::Metrics;
+
 /// Limits of the HTTP server. `ServerConfig::default()` documents every default.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// The largest request body accepted; larger ones get 413 `request_size_exceeded`
     /// without being buffered. Default 8 MiB.
@@ -26,6 +31,14 @@ pub struct ServerConfig {
     /// How long in-flight requests may take to finish once shutdown begins; connections still
     /// open then are closed. Engine calls already running always finish. Default 30 s.
     pub shutdown_grace_period: Duration,
+    /// Where one record per request goes (every endpoint except `/ping`). Default: none.
+    pub audit: Option<Arc<dyn AuditSink>>,
+    /// Request counters and latency histograms, rendered by [`crate::serve_metrics`].
+    /// Always collected (a few atomic adds and one short lock per request).
+    pub metrics: Arc<Metrics>,
+    /// Queries that take at least this long are logged at `warn` with target
+    /// `testudo::slow_query`. Default: none.
+    pub slow_query: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +51,9 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_header_bytes: 64 * 1024,
             shutdown_grace_period: Duration::from_secs(30),
+            audit: None,
+            metrics: Arc::new(Metrics::default()),
+            slow_query: None,
         }
     }
 }

@@ -11,7 +11,9 @@
 //! (certificates and keys, reload), `routes/` (one endpoint
 //! per file), `request.rs` (headers), `auth.rs` (the secret), `body.rs` (bounded body
 //! reading), `query_body.rs` + `template.rs` (the JSON body and the template grammar),
-//! `response.rs` (JSON writing), `error.rs` (the one mapping to HTTP statuses and codes).
+//! `response.rs` (JSON writing), `error.rs` (the one mapping to HTTP statuses and codes),
+//! `observe.rs` (per-request metrics, audit record and slow-query log), `metrics.rs` (the
+//! counters and the `/metrics` listener).
 //!
 //! **Invariants:** no engine call on the reactor; no unbounded read, wait or buffer driven by
 //! a client; no secret, `Authorization` header or query argument in the logs; no response
@@ -23,6 +25,8 @@ mod body;
 mod config;
 mod error;
 mod inflight;
+mod metrics;
+mod observe;
 mod query_body;
 mod request;
 mod response;
@@ -34,6 +38,7 @@ mod trace;
 
 pub use config::ServerConfig;
 pub use error::{ProtocolCode, ProtocolError};
+pub use metrics::{Metrics, serve_metrics};
 pub use request::{DEFAULT_QUERY_TIMEOUT, MAX_QUERY_TIMEOUT_MS};
 pub use server::{ServeError, serve, serve_tls};
 pub use tls::{TlsConfig, TlsError, TlsFiles};

@@ -71,6 +71,9 @@ pub fn protocol_error(
     let mut out = Vec::with_capacity(96);
     write_protocol_error(&mut out, err, query_tags);
     let mut response = json_response(err.code.status(), out, traceparent);
+    response
+        .extensions_mut()
+        .insert(crate::observe::ErrorOutcome(err.code.as_str()));
     if err.code == ProtocolCode::Unauthorized {
         response
             .headers_mut()

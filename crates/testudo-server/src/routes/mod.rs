@@ -12,7 +12,8 @@
 //!
 //! **Invariants:** every response carries a `traceparent`; the span records method, path,
 //! traceparent, status and duration, and never a header value other than the traceparent,
-//! a secret or a query argument.
+//! a secret or a query argument; every request is observed once (`observe.rs`: metrics,
+//! audit record, slow-query log) after its response is built.
 
 mod feed;
 mod ping;
@@ -30,8 +31,9 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::error::ProtocolError;
+use crate::observe::{self, Answered, ErrorOutcome, RequestFacts};
 use crate::response::{ResponseBody, protocol_error};
-use crate::server::AppState;
+use crate::server::{AppState, PeerAddr};
 use crate::trace;
 
 /// Handles one request, whatever it is.
@@ -42,21 +44,41 @@ where
 {
     let started = Instant::now();
     let traceparent = trace::traceparent(request.headers());
+    let client = request.extensions().get::<PeerAddr>().map(|peer| peer.0);
+    let path = request.uri().path().to_owned();
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
-        path = %request.uri().path(),
+        path = %path,
         traceparent = %traceparent,
         status = Empty,
         duration_ms = Empty,
     );
     async move {
         tracing::debug!("request started");
-        let response = route(&state, request, &traceparent, started).await;
+        let mut response = route(&state, request, &traceparent, started).await;
+        let elapsed = started.elapsed();
         let span = tracing::Span::current();
         span.record("status", response.status().as_u16());
-        span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
+        span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
         tracing::info!("request finished");
+        let extensions = response.extensions_mut();
+        let mut facts = extensions.remove::<RequestFacts>().unwrap_or_default();
+        if facts.outcome.is_none() {
+            facts.outcome = extensions.remove::<ErrorOutcome>().map(|e| e.0);
+        }
+        observe::answered(
+            &state,
+            Answered {
+                endpoint: observe::endpoint(&path),
+                path: &path,
+                status: response.status().as_u16(),
+                elapsed,
+                client,
+                traceparent: &traceparent,
+                facts,
+            },
+        );
         response
     }
     .instrument(span)

@@ -16,11 +16,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Body;
-use testudo_engine::QueryRequest;
+use testudo_audit::{Ops, query_hash_parts};
+use testudo_engine::{Fragment, QueryRequest};
 
 use crate::auth::presented_secret;
 use crate::body::read_body;
 use crate::error::ProtocolError;
+use crate::observe::RequestFacts;
 use crate::query_body::parse_query_body;
 use crate::request::{parse_query_headers, parse_query_tags};
 use crate::response::{ResponseBody, json_response, protocol_error, write_query_response};
@@ -36,28 +38,46 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let _running = state.config.metrics.query_started();
     let (parts, body) = request.into_parts();
     let client = parts
         .extensions
         .get::<crate::server::PeerAddr>()
         .map(|p| p.0);
-    let tags = match parse_query_tags(&parts.headers) {
-        Ok(tags) => tags,
-        Err(err) => return protocol_error(&err, None, traceparent),
+    let mut facts = RequestFacts::default();
+    let mut response = match parse_query_tags(&parts.headers) {
+        Err(err) => protocol_error(&err, None, traceparent),
+        Ok(tags) => {
+            facts.tags.clone_from(&tags);
+            let run = run(state, &parts.headers, body, started, client, &mut facts);
+            match run.await {
+                Ok((status, json)) => json_response(status, json, traceparent),
+                Err(err) => {
+                    facts.outcome = Some(err.code.as_str());
+                    protocol_error(&err, tags.as_deref(), traceparent)
+                }
+            }
+        }
     };
-    match run(state, &parts.headers, body, tags.clone(), started, client).await {
-        Ok((status, json)) => json_response(status, json, traceparent),
-        Err(err) => protocol_error(&err, tags.as_deref(), traceparent),
-    }
+    response.extensions_mut().insert(facts);
+    response
+}
+
+/// What the blocking part learned about the query it ran.
+struct Ran {
+    outcome: &'static str,
+    txn_ts: u64,
+    ops: Ops,
+    query_hash: Option<String>,
 }
 
 async fn run<B>(
     state: &Arc<AppState>,
     headers: &http::HeaderMap,
     body: B,
-    tags: Option<String>,
     started: Instant,
     client: Option<std::net::IpAddr>,
+    facts: &mut RequestFacts,
 ) -> Result<(http::StatusCode, Vec<u8>), ProtocolError>
 where
     B: Body<Data = Bytes> + Send + 'static,
@@ -78,6 +98,7 @@ where
         }
     }
     .map_err(|_| ProtocolError::unauthorized())?;
+    facts.authenticated(&scope);
 
     let config = &state.config;
     let bytes = read_body(
@@ -89,10 +110,21 @@ where
     .await?;
 
     let engine = Arc::clone(&state.engine);
-    state
+    let tags = facts.tags.clone();
+    let want_hash = config.audit.is_some() || config.slow_query.is_some();
+    let (result, ran) = state
         .blocking(move || {
             // Parsing a large body is CPU work too: it stays off the reactor with the query.
-            let body = parse_query_body(&bytes, options.format)?;
+            let body = match parse_query_body(&bytes, options.format) {
+                Ok(body) => body,
+                Err(err) => return (Err(err), None),
+            };
+            let query_hash = want_hash.then(|| {
+                query_hash_parts(body.fragments.iter().map(|fragment| match fragment {
+                    Fragment::Text(text) => Some(text.as_str()),
+                    Fragment::Value(_) => None,
+                }))
+            });
             let request = QueryRequest {
                 fragments: body.fragments,
                 arguments: body.arguments,
@@ -106,16 +138,35 @@ where
                 client,
             };
             let response = engine.query(&scope, request);
+            let stats = &response.stats;
+            let ran = Ran {
+                outcome: match &response.outcome {
+                    Ok(_) => "ok",
+                    Err(err) => err.code.as_str(),
+                },
+                txn_ts: response.txn_ts.0,
+                ops: Ops {
+                    compute: stats.compute_ops,
+                    read: stats.read_ops,
+                    write: stats.write_ops,
+                    contention_retries: stats.contention_retries,
+                },
+                query_hash,
+            };
             if let Err(e) = &response.outcome
                 && e.code == testudo_engine::ErrorCode::Unauthorized
             {
-                return Err(ProtocolError::unauthorized());
+                return (Err(ProtocolError::unauthorized()), Some(ran));
             }
-            Ok(write_query_response(
-                &response,
-                options.format,
-                tags.as_deref(),
-            ))
+            let written = write_query_response(&response, options.format, tags.as_deref());
+            (Ok(written), Some(ran))
         })
-        .await?
+        .await?;
+    if let Some(ran) = ran {
+        facts.outcome = Some(ran.outcome);
+        facts.txn_ts = Some(ran.txn_ts);
+        facts.ops = Some(ran.ops);
+        facts.query_hash = ran.query_hash;
+    }
+    result
 }
