@@ -8,6 +8,7 @@
 //! exactly once (see `root_secret.rs`); stdout carries only machine-readable lines and that
 //! banner — logs go to stderr.
 
+mod audit;
 mod backup;
 mod keys;
 mod logging;
@@ -41,6 +42,8 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup into a new, empty data directory.
     Restore(backup::RestoreArgs),
+    /// Verify, tail and export the audit log.
+    Audit(audit::AuditArgs),
 }
 
 /// A failure that ends the program, with its exit code.
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Keys(args) => keys::run(args),
         Command::Backup(args) => backup::run(args),
         Command::Restore(args) => backup::restore(args),
+        Command::Audit(args) => audit::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// How JWTs of access providers are checked.
     #[command(flatten)]
     jwt: JwtArgs,
+
+    /// The audit log, /metrics and the slow-query log.
+    #[command(flatten)]
+    monitoring: Box<crate::audit::ServeMonitoringArgs>,
 }
 
 /// Where access providers' key sets may be fetched from, and the clock skew allowed. The
@@ -183,6 +187,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     if let Some(tls) = &tls {
         reload_on_hangup(tls.clone())?;
     }
+    let monitoring = args.monitoring.start().await?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|err| CliError::Failed(format!("could not listen on {addr}: {err}")))?;
@@ -192,10 +197,11 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     announce(&format!("testudo listening on {scheme}://{local}"))?;
 
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         max_body_bytes: args.max_body_bytes,
         ..ServerConfig::default()
     };
+    monitoring.configure(&mut config);
     let engine_ref = Arc::clone(&engine);
     let served = match tls {
         None => testudo_server::serve(listener, engine_ref, config, signals.recv()).await,
@@ -204,6 +210,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         }
     };
     let closed = engine.close();
+    monitoring.close();
     served.map_err(|err| CliError::Failed(format!("the server failed: {err}")))?;
     closed
         .map_err(|err| CliError::Failed(format!("could not close the database cleanly: {err}")))?;

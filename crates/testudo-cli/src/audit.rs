@@ -1,0 +1,322 @@
+//! `testudo audit verify|tail|export`: checking and reading the audit log that `testudo serve
+//! --audit-dir` writes.
+//!
+//! `verify` exits 0 when every segment checks out and 1 naming the first bad record
+//! (`segment S, record R: why`); `tail` and `export` print one JSON object per line on
+//! stdout, for people and for SIEMs.
+//!
+//! **Invariants:** these commands only read the log (they work on a copy, and on the
+//! directory of a running server); the key given with `--key-file` is never printed.
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use testudo_audit::{Filter, VerifyError};
+
+use crate::CliError;
+
+#[derive(Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    command: AuditCommand,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every record's chain link, every segment boundary and seal; name the first bad
+    /// record.
+    Verify {
+        /// The audit directory (`--audit-dir` of `testudo serve`).
+        dir: PathBuf,
+        /// The 32-byte key the log was chained with, if any (raw, or 64 hex digits).
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
+    /// Print the last records as JSON lines.
+    Tail {
+        dir: PathBuf,
+        /// How many records.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: usize,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Print every matching record as JSON lines, oldest first.
+    Export {
+        dir: PathBuf,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+}
+
+#[derive(Args)]
+struct FilterArgs {
+    /// Records at or after this instant: RFC 3339 (`2026-11-27T10:00:00Z`), a date, or a
+    /// duration back from now (`90s`, `15m`, `2h`, `7d`).
+    #[arg(long)]
+    since: Option<String>,
+    /// Records about this database: its id (`0` is the root) or its path.
+    #[arg(long)]
+    database: Option<String>,
+    /// `ok`, `error` (any failure), or one error code (`unauthorized`, `permission_denied`).
+    #[arg(long)]
+    outcome: Option<String>,
+}
+
+impl FilterArgs {
+    fn filter(self) -> Result<Filter, CliError> {
+        let since_us = match self.since {
+            None => None,
+            Some(text) => Some(
+                testudo_audit::parse_since(&text, testudo_audit::now_us()).ok_or_else(|| {
+                    CliError::Refused(format!(
+                        "--since '{text}': expected an RFC 3339 time, a date or a duration such as 15m"
+                    ))
+                })?,
+            ),
+        };
+        Ok(Filter {
+            since_us,
+            database: self.database,
+            outcome: self.outcome,
+        })
+    }
+}
+
+pub fn run(args: AuditArgs) -> Result<(), CliError> {
+    match args.command {
+        AuditCommand::Verify { dir, key_file } => verify(&dir, key_file.as_deref()),
+        AuditCommand::Tail { dir, lines, filter } => {
+            let records = testudo_audit::tail(&dir, lines, &filter.filter()?)
+                .map_err(|err| CliError::Failed(err.to_string()))?;
+            let mut out = BufWriter::new(io::stdout().lock());
+            for record in records {
+                print_line(&mut out, &record)?;
+            }
+            out.flush().map_err(stdout_error)
+        }
+        AuditCommand::Export { dir, filter } => {
+            let mut out = BufWriter::new(io::stdout().lock());
+            let summary = testudo_audit::read_records(&dir, &filter.filter()?, |record| {
+                out.write_all(record)?;
+                out.write_all(b"\n")
+            })
+            .map_err(|err| CliError::Failed(err.to_string()))?;
+            out.flush().map_err(stdout_error)?;
+            if summary.unreadable > 0 {
+                eprintln!(
+                    "testudo: {} unreadable lines skipped; run `testudo audit verify`",
+                    summary.unreadable
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_line(out: &mut impl Write, record: &[u8]) -> Result<(), CliError> {
+    out.write_all(record)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(stdout_error)
+}
+
+fn stdout_error(err: io::Error) -> CliError {
+    CliError::Failed(format!("could not write to stdout: {err}"))
+}
+
+fn verify(dir: &Path, key_file: Option<&Path>) -> Result<(), CliError> {
+    let key = key_file.map(read_key).transpose()?;
+    match testudo_audit::verify(dir, key.as_ref()) {
+        Ok(report) => {
+            println!(
+                "ok: {} records in segments {}..={}, last link {}{}",
+                report.records,
+                report.first_segment,
+                report.last_segment,
+                report.last_link,
+                if report.last_open {
+                    " (the newest segment is still open)"
+                } else {
+                    ""
+                }
+            );
+            if key.is_some() && report.unkeyed_segments > 0 {
+                eprintln!(
+                    "testudo: warning: {} segments are chained without a key",
+                    report.unkeyed_segments
+                );
+            }
+            Ok(())
+        }
+        Err(VerifyError::Broken(problem)) => Err(CliError::Failed(format!(
+            "the audit log does not verify: {problem}"
+        ))),
+        Err(err) => Err(CliError::Failed(err.to_string())),
+    }
+}
+
+/// A 32-byte key: the raw bytes, or 64 hex digits (surrounding whitespace ignored).
+pub fn read_key(path: &Path) -> Result<[u8; 32], CliError> {
+    let bytes = std::fs::read(path)
+        .map_err(|err| CliError::Failed(format!("could not read {}: {err}", path.display())))?;
+    if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+        return Ok(key);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.trim();
+    let mut key = [0u8; 32];
+    let valid = text.len() == 64
+        && text.is_ascii()
+        && key.iter_mut().enumerate().all(|(i, byte)| {
+            text.get(2 * i..2 * i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .map(|value| *byte = value)
+                .is_some()
+        });
+    if !valid {
+        return Err(CliError::Refused(format!(
+            "{}: an audit key is 32 raw bytes or 64 hex digits",
+            path.display()
+        )));
+    }
+    Ok(key)
+}
+
+/// The monitoring flags of `testudo serve`: the audit log, `/metrics` and the slow-query log.
+#[derive(Args)]
+pub struct ServeMonitoringArgs {
+    /// Write the audit log (one record per request, hash-chained segments) into this
+    /// directory. Default: no audit log.
+    #[arg(long, value_name = "DIR")]
+    audit_dir: Option<PathBuf>,
+
+    /// Audit records queued for the writer thread before the --audit-when-full policy
+    /// applies.
+    #[arg(long, default_value_t = 65_536, value_name = "RECORDS")]
+    audit_queue: usize,
+
+    /// When the audit queue is full: `drop` the record (counted, and noted in the log as soon
+    /// as there is room; queries never wait) or `block` the query until there is room.
+    #[arg(long, value_enum, default_value_t = WhenFullArg::Drop)]
+    audit_when_full: WhenFullArg,
+
+    /// Seal the current audit segment and start a new one past this size.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    audit_segment_bytes: u64,
+
+    /// Keep at most this many audit segments (the oldest are deleted). Default: all.
+    #[arg(long, value_name = "N")]
+    audit_keep_segments: Option<usize>,
+
+    /// Delete sealed audit segments older than this many days. Default: never.
+    #[arg(long, value_name = "DAYS")]
+    audit_keep_days: Option<u64>,
+
+    /// Chain the audit log with HMAC-SHA256 under this 32-byte key (raw, or 64 hex digits),
+    /// so that nobody without the key can rewrite it undetected.
+    #[arg(long, value_name = "FILE", requires = "audit_dir")]
+    audit_key_file: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at `GET /metrics` on this address (e.g. 127.0.0.1:9464).
+    /// Default: off.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
+
+    /// Log queries that take at least this many milliseconds (target `testudo::slow_query`,
+    /// level warn, with the request's traceparent).
+    #[arg(long, value_name = "MS")]
+    slow_query_ms: Option<u64>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum WhenFullArg {
+    Drop,
+    Block,
+}
+
+/// What `serve` runs next to the server; dropped (or [`Monitoring::close`]d) after it.
+pub struct Monitoring {
+    writer: Option<Arc<testudo_audit::AuditWriter>>,
+    metrics: Arc<testudo_server::Metrics>,
+    slow_query: Option<Duration>,
+}
+
+impl ServeMonitoringArgs {
+    /// Opens the audit log and binds the metrics listener (announced on stdout as
+    /// `testudo metrics on http://<addr>/metrics`). Call before the listening line, so a
+    /// bad flag stops the start.
+    pub async fn start(self) -> Result<Monitoring, CliError> {
+        let writer = match self.audit_dir {
+            None => None,
+            Some(dir) => {
+                let mut config = testudo_audit::WriterConfig::new(dir);
+                config.queue = self.audit_queue.max(1);
+                config.when_full = match self.audit_when_full {
+                    WhenFullArg::Drop => testudo_audit::WhenFull::Drop,
+                    WhenFullArg::Block => testudo_audit::WhenFull::Block,
+                };
+                config.segment_bytes = self.audit_segment_bytes.max(4096);
+                config.keep_segments = self.audit_keep_segments;
+                config.keep_age = self
+                    .audit_keep_days
+                    .map(|days| Duration::from_secs(days.saturating_mul(86_400)));
+                config.key = self.audit_key_file.as_deref().map(read_key).transpose()?;
+                let writer = testudo_audit::AuditWriter::open(config)
+                    .map_err(|err| CliError::Failed(format!("audit log: {err}")))?;
+                Some(Arc::new(writer))
+            }
+        };
+        let metrics = Arc::new(testudo_server::Metrics::default());
+        if let Some(listen) = &self.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
+                CliError::Refused(format!(
+                    "could not listen on --metrics-listen {listen}: {err}"
+                ))
+            })?;
+            let local = listener.local_addr().map_err(|err| {
+                CliError::Failed(format!("could not read the metrics address: {err}"))
+            })?;
+            let mut out = io::stdout().lock();
+            writeln!(out, "testudo metrics on http://{local}/metrics")
+                .and_then(|()| out.flush())
+                .map_err(stdout_error)?;
+            let audit = writer
+                .clone()
+                .map(|writer| writer as Arc<dyn testudo_audit::AuditSink>);
+            // Ends with the runtime, after the server.
+            tokio::spawn(testudo_server::serve_metrics(
+                listener,
+                Arc::clone(&metrics),
+                audit,
+                std::future::pending(),
+            ));
+        }
+        Ok(Monitoring {
+            writer,
+            metrics,
+            slow_query: self.slow_query_ms.map(Duration::from_millis),
+        })
+    }
+}
+
+impl Monitoring {
+    /// Puts the audit sink, the metrics and the slow-query threshold into `config`.
+    pub fn configure(&self, config: &mut testudo_server::ServerConfig) {
+        config.audit = self
+            .writer
+            .clone()
+            .map(|writer| writer as Arc<dyn testudo_audit::AuditSink>);
+        config.metrics = Arc::clone(&self.metrics);
+        config.slow_query = self.slow_query;
+    }
+
+    /// Drains the audit queue and seals the current segment.
+    pub fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close();
+        }
+    }
+}
