@@ -141,6 +141,11 @@ impl TestServer {
         self.stdout.snapshot()
     }
 
+    /// Everything the server printed on stderr (its logs) so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.snapshot()
+    }
+
     /// Waits until the server logs a line containing `needle` (logs go to stderr).
     pub fn wait_for_log(&self, needle: &str) {
         self.stderr.wait_for(needle, |l| l.contains(needle));

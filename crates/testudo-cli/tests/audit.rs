@@ -1,0 +1,241 @@
+//! The audit log and `/metrics` against the real binary: every request leaves a record,
+//! `testudo audit verify` accepts the untouched log and names the record a changed byte
+//! broke, no secret (root, key, refused) and no query argument reaches the audit files or
+//! the logs, and `/metrics` counts what happened.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::TestServer;
+
+const ROOT: &str = "root-Sup3r-s3cret-for-the-audit-test";
+const REFUSED: &str = "fnAAAArefused-s3cret-that-never-worked";
+const ARGUMENT: &str = "argument-sentinel-7f3a9c";
+
+fn audit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_testudo"))
+        .arg("audit")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn bearer(secret: &str) -> String {
+    format!("Bearer {secret}")
+}
+
+async fn query(server: &TestServer, secret: &str, body: serde_json::Value) -> common::TestResponse {
+    let auth = bearer(secret);
+    server
+        .post_query(
+            body.to_string(),
+            &[("authorization", auth.as_str()), ("x-format", "simple")],
+        )
+        .await
+}
+
+fn start(dir: &Path, extra: &[&str]) -> TestServer {
+    let audit_dir = dir.join("audit");
+    let data_dir = dir.join("data");
+    let mut args = vec![
+        "--root-secret",
+        ROOT,
+        "--audit-dir",
+        audit_dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    TestServer::start(&data_dir, &args, &[])
+}
+
+fn every_file_under(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn every_request_is_audited_the_log_verifies_and_a_changed_byte_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit_dir = dir.path().join("audit");
+    let audit_path = audit_dir.to_str().unwrap().to_owned();
+    let mut server = start(dir.path(), &["--slow-query-ms", "0"]);
+
+    let ok = query(&server, ROOT, serde_json::json!({"query": "1 + 1"})).await;
+    assert_eq!(ok.status, 200);
+    let failed = query(&server, ROOT, serde_json::json!({"query": "abort(1)"})).await;
+    assert_eq!(failed.status, 400);
+    let refused = query(&server, REFUSED, serde_json::json!({"query": "1"})).await;
+    assert_eq!(refused.status, 401);
+    let key = query(
+        &server,
+        ROOT,
+        serde_json::json!({"query": "Key.create({ role: \"server\" })"}),
+    )
+    .await;
+    assert_eq!(key.status, 200, "{:?}", key.body);
+    let key_json = key.json();
+    let key_secret = key_json["data"]["secret"].as_str().unwrap().to_owned();
+    let key_id: u64 = key_json["data"]["id"].as_str().unwrap().parse().unwrap();
+    let with_argument = query(
+        &server,
+        &key_secret,
+        serde_json::json!({
+            "query": {"fql": ["let x = ", {"value": ARGUMENT}, "\nx.length"]},
+        }),
+    )
+    .await;
+    assert_eq!(with_argument.status, 200, "{:?}", with_argument.body);
+
+    server.terminate();
+    assert!(server.wait_exit().success());
+
+    let export = audit(&["export", &audit_path]);
+    assert!(export.status.success(), "{export:?}");
+    let records: Vec<serde_json::Value> = String::from_utf8(export.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let requests: Vec<&serde_json::Value> =
+        records.iter().filter(|r| r["kind"] == "request").collect();
+    assert_eq!(requests.len(), 5, "{records:#?}");
+    let outcomes: Vec<&str> = requests
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["ok", "abort", "unauthorized", "ok", "ok"]);
+    assert_eq!(requests[0]["credential"]["type"], "root");
+    assert_eq!(requests[0]["database"]["id"], 0);
+    assert!(requests[0]["txn_ts"].as_u64().unwrap() > 0);
+    assert_eq!(requests[0]["query_hash"].as_str().unwrap().len(), 64);
+    assert!(requests[2].get("credential").is_none());
+    assert_eq!(requests[4]["credential"]["type"], "key");
+    assert_eq!(requests[4]["credential"]["id"], key_id);
+
+    let errors = audit(&["export", &audit_path, "--outcome", "error"]);
+    assert_eq!(String::from_utf8(errors.stdout).unwrap().lines().count(), 2);
+    let tail = audit(&["tail", &audit_path, "-n", "1"]);
+    assert!(
+        String::from_utf8(tail.stdout)
+            .unwrap()
+            .contains(&key_id.to_string())
+    );
+
+    let verified = audit(&["verify", &audit_path]);
+    assert!(verified.status.success(), "{verified:?}");
+    assert!(
+        String::from_utf8(verified.stdout)
+            .unwrap()
+            .starts_with("ok: ")
+    );
+
+    let on_disk = every_file_under(&audit_dir);
+    let logs = server.stderr().join("\n");
+    for secret in [ROOT, REFUSED, key_secret.as_str(), ARGUMENT] {
+        assert!(!contains(&on_disk, secret), "{secret} is in the audit log");
+        assert!(!logs.contains(secret), "{secret} is in the server's logs");
+    }
+    assert!(logs.contains("slow query"), "{logs}");
+
+    // Change one digit of the third record (the second request).
+    let segment = audit_dir.join("audit-0000000001.log");
+    let text = std::fs::read_to_string(&segment).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let at = lines[2].find("\"duration_us\":").unwrap() + "\"duration_us\":".len();
+    let digit = lines[2].as_bytes()[at];
+    let changed = if digit == b'9' {
+        '1'
+    } else {
+        char::from(digit + 1)
+    };
+    lines[2].replace_range(at..=at, &changed.to_string());
+    std::fs::write(&segment, lines.join("\n") + "\n").unwrap();
+    let broken = audit(&["verify", &audit_path]);
+    assert_eq!(broken.status.code(), Some(1));
+    let message = String::from_utf8(broken.stderr).unwrap();
+    assert!(message.contains("segment 1, record 3"), "{message}");
+}
+
+fn get_metrics(addr: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+/// The value of the sample `name` (with its labels, exactly as written).
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_requests_outcomes_and_auth_failures_on_their_own_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--metrics-listen", "127.0.0.1:0"]);
+    let line = server
+        .stdout()
+        .into_iter()
+        .find(|l| l.starts_with("testudo metrics on "))
+        .unwrap();
+    let addr: SocketAddr = line
+        .strip_prefix("testudo metrics on http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let addr = addr.to_string();
+
+    for _ in 0..3 {
+        assert_eq!(
+            query(&server, ROOT, serde_json::json!({"query": "1"}))
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(
+        query(&server, REFUSED, serde_json::json!({"query": "1"}))
+            .await
+            .status,
+        401
+    );
+
+    let text = get_metrics(&addr);
+    let ok = r#"testudo_requests_total{endpoint="/query/1",outcome="ok",database="0"}"#;
+    assert_eq!(sample(&text, ok), Some(3.0), "{text}");
+    let inf = r#"testudo_request_duration_seconds_bucket{endpoint="/query/1",outcome="ok",database="0",le="+Inf"}"#;
+    assert_eq!(sample(&text, inf), Some(3.0), "{text}");
+    assert_eq!(sample(&text, "testudo_auth_failures_total"), Some(1.0));
+    assert_eq!(sample(&text, "testudo_queries_in_flight"), Some(0.0));
+    assert_eq!(
+        sample(&text, "testudo_audit_records_dropped_total"),
+        Some(0.0)
+    );
+    assert!(sample(&text, "testudo_audit_queue_depth").is_some());
+
+    // The Fauna port does not serve metrics.
+    let mut main = server.client(common::Protocol::Http1).await;
+    let response = main.send(http::Method::GET, "/metrics", &[], "").await;
+    assert_eq!(response.status, 404);
+}
