@@ -603,3 +603,59 @@ fn recover(dir: &Path, number: u64, chain: &Chain) -> io::Result<(Link, u64)> {
     );
     Ok((link, seq + 1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Outcome, RequestRecord};
+    use crate::read::{Filter, read_records};
+
+    fn event() -> AuditEvent {
+        AuditEvent::Request(RequestRecord {
+            endpoint: "/query/1".to_owned(),
+            status: 200,
+            outcome: Outcome::ok(),
+            duration_us: 1,
+            client: None,
+            database: None,
+            credential: None,
+            txn_ts: None,
+            query_hash: None,
+            tags: None,
+            ops: None,
+            trace_id: None,
+        })
+    }
+
+    #[test]
+    fn records_dropped_on_a_full_queue_are_counted_and_noted_in_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = WriterConfig::new(dir.path());
+        config.queue = 1;
+        let writer = AuditWriter::open(config).unwrap();
+        // Stall the thread: it cannot answer on a rendezvous channel nobody receives from.
+        let (stall, release) = mpsc::sync_channel(0);
+        writer.sender.send(Message::Sync(stall)).unwrap();
+        for _ in 0..5 {
+            writer.record(event());
+        }
+        let dropped = writer.stats().dropped;
+        // The queue holds one message: at most one of the five got in.
+        assert!(dropped >= 4, "{dropped}");
+        release.recv().unwrap();
+        writer.close();
+
+        let mut noted = 0;
+        read_records(dir.path(), &Filter::default(), |record| {
+            let json: serde_json::Value = serde_json::from_slice(record).unwrap();
+            if json["kind"] == "dropped" {
+                noted += json["count"].as_u64().unwrap();
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(noted, dropped);
+        assert_eq!(writer.stats().written + dropped, 5);
+        crate::verify::verify(dir.path(), None).unwrap();
+    }
+}
