@@ -134,6 +134,9 @@ fn read_head(file: &mut File, path: &Path) -> Result<(BackupInfo, Head), BackupE
     Ok((info, head))
 }
 
+/// A frame's header, stored bytes and checksum.
+type Frame = (FrameHeader, Vec<u8>, [u8; DIGEST_LEN]);
+
 struct Head {
     preamble: Preamble,
     digest: [u8; DIGEST_LEN],
@@ -207,8 +210,9 @@ impl Reader {
         !self.checksums_only || !self.encrypted() || self.key.is_some()
     }
 
-    /// Reads one frame that must end at or before `limit`; checks its checksum.
-    fn frame(&mut self, limit: u64, what: &str) -> Result<(FrameHeader, Vec<u8>), BackupError> {
+    /// Reads one frame that must end at or before `limit`; checks its checksum and returns
+    /// it with the frame.
+    fn frame(&mut self, limit: u64, what: &str) -> Result<Frame, BackupError> {
         let damaged = |reason: String| BackupError::Damaged {
             what: what.to_owned(),
             reason,
@@ -232,7 +236,7 @@ impl Reader {
         if checksum != format::frame_checksum(&self.digest, &header_bytes, &stored) {
             return Err(damaged("its checksum does not match".into()));
         }
-        Ok((header, stored))
+        Ok((header, stored, checksum))
     }
 
     fn read(&mut self, buf: &mut [u8], what: &str) -> Result<(), BackupError> {
@@ -253,7 +257,7 @@ impl Reader {
             return Ok(None);
         }
         let what = format!("chunk {}", self.next_index);
-        let (header, stored) = self.frame(self.manifest_offset, &what)?;
+        let (header, stored, checksum) = self.frame(self.manifest_offset, &what)?;
         if header.kind != KIND_CHUNK || header.index != self.next_index {
             return Err(BackupError::Damaged {
                 what,
@@ -264,11 +268,7 @@ impl Reader {
                 ),
             });
         }
-        self.chunks_digest.update(&format::frame_checksum(
-            &self.digest,
-            &header.encode(),
-            &stored,
-        ));
+        self.chunks_digest.update(&checksum);
         self.next_index += 1;
         if !self.decodes() {
             return Ok(Some(Vec::new()));
@@ -291,7 +291,7 @@ impl Reader {
             return Err(damaged("it is not where the trailer says".into()));
         }
         let limit = self.info.bytes - TRAILER_LEN as u64;
-        let (header, stored) = self.frame(limit, what)?;
+        let (header, stored, _) = self.frame(limit, what)?;
         if self.position != limit {
             return Err(damaged("bytes follow it before the trailer".into()));
         }
