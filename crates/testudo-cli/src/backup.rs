@@ -167,10 +167,16 @@ fn create(args: &CreateArgs) -> Result<(), CliError> {
         .map(|p| parse_prefix(p))
         .collect::<Result<Vec<_>, _>>()?;
     let master = store::master_key(&args.store)?;
+    let kv = store::open(&args.data_dir, &args.store, true).map_err(|e| match e {
+        // redb's lock: a server has the store open.
+        CliError::Failed(m) if m.contains("already open") => CliError::Refused(format!(
+            "{m}: is the server running? `backup create` reads a stopped data directory"
+        )),
+        other => other,
+    })?;
     if master.is_none() {
         eprintln!("testudo: no master key given: the backup will not be encrypted");
     }
-    let kv = store::open(&args.data_dir, &args.store, true)?;
     let progress = Meter::new("backup create", Some(dir_size(&args.data_dir)));
     let options = SnapshotOptions {
         prefixes,

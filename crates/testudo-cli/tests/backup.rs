@@ -65,6 +65,21 @@ async fn documents_written_over_http_survive_backup_verify_and_restore() {
     );
     let before = server.query(TITLES).await;
     assert_eq!(before.status, 200, "{:?}", before.body);
+    // The CLI backs up a stopped data directory: a running server's store is refused.
+    let busy = testudo(&[
+        "backup",
+        "create",
+        "--data-dir",
+        path(&data),
+        "--out",
+        path(&backups),
+    ]);
+    assert_eq!(busy.status.code(), Some(2), "{}", text(&busy.stderr));
+    assert!(
+        text(&busy.stderr).contains("server running"),
+        "{}",
+        text(&busy.stderr)
+    );
     server.terminate();
     assert!(server.wait_exit().success());
 
