@@ -7,7 +7,7 @@
 //! ```
 //!
 //! `<value MiB>` is how many value bytes to write (the store on disk is about 1.6 times that);
-//! with `cold` (root only) the page cache is dropped before `cp` and before each backup, so
+//! `backup-only` takes one plain backup and stops (for a profiler); with `cold` (root only) the page cache is dropped before `cp` and before each backup, so
 //! both read from the disk.
 //!
 //! Values are 1 KiB, half random bytes and half text (documents compress somewhat, never
@@ -80,11 +80,33 @@ fn build(dir: &Path, target_mib: u64) {
     kv.close().unwrap();
 }
 
+/// `cp -r` of the store's directory and a `sync`, timed.
+fn copy_dir(work: &Path, store: &Path, size: u64, drop_caches: &dyn Fn()) {
+    let copy = work.join("copy");
+    let _ = std::fs::remove_dir_all(&copy);
+    drop_caches();
+    let start = Instant::now();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(store)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    Command::new("sync").status().unwrap();
+    let cp = start.elapsed().as_secs_f64();
+    println!("cp -r + sync: {cp:.2}s, {:.0} MiB/s", mib(size) / cp);
+    std::fs::remove_dir_all(&copy).unwrap();
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let work = std::path::PathBuf::from(args.next().expect("usage: <work dir> <value MiB> [cold]"));
     let target: u64 = args.next().map(|a| a.parse().unwrap()).unwrap_or(640);
-    let cold = args.next().as_deref() == Some("cold");
+    let mode = args.next();
+    let cold = mode.as_deref() == Some("cold");
+    // `backup-only`: one plain backup and nothing else (for profiling).
+    let backup_only = mode.as_deref() == Some("backup-only");
     let drop_caches = || {
         if cold {
             Command::new("sync").status().unwrap();
@@ -100,21 +122,9 @@ fn main() {
     let size = dir_bytes(&store);
     println!("store: {:.1} MiB on disk", mib(size));
 
-    let copy = work.join("copy");
-    let _ = std::fs::remove_dir_all(&copy);
-    drop_caches();
-    let start = Instant::now();
-    let status = Command::new("cp")
-        .arg("-r")
-        .arg(&store)
-        .arg(&copy)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    Command::new("sync").status().unwrap();
-    let cp = start.elapsed().as_secs_f64();
-    println!("cp -r + sync: {cp:.2}s, {:.0} MiB/s", mib(size) / cp);
-    std::fs::remove_dir_all(&copy).unwrap();
+    if !backup_only {
+        copy_dir(&work, &store, size, &drop_caches);
+    }
 
     let (master, _) = MasterKey::generate().unwrap();
     for (label, key) in [("plain", None), ("encrypted", Some(&master))] {
@@ -131,6 +141,10 @@ fn main() {
         let took = start.elapsed().as_secs_f64();
         kv.close().unwrap();
         let m = &created.manifest;
+        if backup_only {
+            println!("backup {label}: {took:.2}s");
+            return;
+        }
         println!(
             "backup {label}: {took:.2}s, {:.0} MiB/s of store, {:.0} MiB/s of records; \
              {} keys, {} versions, {:.1} MiB records -> {:.1} MiB file",

@@ -17,6 +17,7 @@ use std::io::{BufWriter, Write};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::aead::LessSafeKey;
@@ -71,7 +72,7 @@ pub fn normalize_prefixes(prefixes: &[Vec<u8>]) -> Vec<Vec<u8>> {
 
 /// Takes one snapshot of `kv` and writes it as a backup to `out`; returns the manifest and
 /// `out`. `progress` gets the raw bytes written so far.
-pub fn write_snapshot<W: Write>(
+pub fn write_snapshot<W: Write + Send>(
     kv: &dyn Kv,
     options: &SnapshotOptions<'_>,
     out: W,
@@ -81,7 +82,7 @@ pub fn write_snapshot<W: Write>(
     write_from(snapshot.as_ref(), options, out, progress)
 }
 
-fn write_from<W: Write>(
+fn write_from<W: Write + Send>(
     snapshot: &dyn Snapshot,
     options: &SnapshotOptions<'_>,
     out: W,
@@ -96,7 +97,50 @@ fn write_from<W: Write>(
         }],
         false => prefixes.iter().map(|p| KeyRange::prefix(p)).collect(),
     };
-    let mut writer = BackupWriter::new(out, ts.0, options.master, &prefixes)?;
+    let sealer = Sealer::new(out, ts.0, options.master)?;
+    // Reading and encoding on this thread, compressing, sealing, hashing and writing on the
+    // sealer's: a bounded queue of chunks between them keeps memory at a few chunks.
+    let (chunks, queue) = sync_channel::<Vec<u8>>(2);
+    std::thread::scope(|scope| {
+        let sealing = std::thread::Builder::new()
+            .name("testudo-backup-seal".into())
+            .spawn_scoped(scope, move || {
+                let mut sealer = sealer;
+                for chunk in queue {
+                    sealer.chunk(&chunk)?;
+                }
+                Ok::<_, BackupError>(sealer)
+            })
+            .map_err(|e| BackupError::Io(format!("cannot start the backup writer: {e}")))?;
+        let mut emit = |chunk: Vec<u8>| {
+            chunks
+                .send(chunk)
+                .map_err(|_| BackupError::Io("the backup writer stopped".into()))
+        };
+        let read = read_into(snapshot, ranges, options, progress, &mut emit);
+        drop(chunks);
+        let sealer = sealing
+            .join()
+            .map_err(|_| BackupError::Io("the backup writer thread panicked".into()));
+        // A writer failure (a full disk) is the cause of the reader's "stopped": report it.
+        let mut sealer = sealer??;
+        let counter = read?;
+        let manifest = sealer.finish(&counter, &prefixes)?;
+        progress(manifest.raw_bytes);
+        Ok((manifest, sealer.into_inner()))
+    })
+}
+
+/// Reads every key of `ranges` with its versions into chunks handed to `emit`.
+fn read_into(
+    snapshot: &dyn Snapshot,
+    ranges: Vec<KeyRange>,
+    options: &SnapshotOptions<'_>,
+    progress: Progress<'_>,
+    emit: &mut dyn FnMut(Vec<u8>) -> Result<(), BackupError>,
+) -> Result<Counter, BackupError> {
+    let ts = snapshot.ts();
+    let mut chunker = Chunker::new(ts.0);
     let mut reported = 0u64;
     for range in ranges {
         for item in snapshot.scan(range, ts, ScanOrder::Ascending)? {
@@ -104,20 +148,18 @@ fn write_from<W: Write>(
                 return Err(BackupError::Cancelled);
             }
             let (key, newest) = item?;
-            writer.add(&key, &newest)?;
+            chunker.add(&key, &newest, emit)?;
             let older = (Bound::Unbounded, Bound::Excluded(newest.ts));
             for version in snapshot.versions(&key, older)? {
-                writer.add(&key, &version?)?;
+                chunker.add(&key, &version?, emit)?;
             }
-            if writer.counter.raw_bytes >= reported + (1 << 20) {
-                reported = writer.counter.raw_bytes;
+            if chunker.emitted >= reported + (1 << 20) {
+                reported = chunker.emitted;
                 progress(reported);
             }
         }
     }
-    let (manifest, out) = writer.finish()?;
-    progress(manifest.raw_bytes);
-    Ok((manifest, out))
+    chunker.finish(emit)
 }
 
 /// Takes one snapshot of `kv` into a new file in `dir` (created if missing) and returns it.
@@ -131,7 +173,7 @@ pub fn create_backup(
 }
 
 /// [`create_backup`] with the file wrapped by `wrap` (tests inject write failures with it).
-pub(crate) fn create_backup_with<W: Write>(
+pub(crate) fn create_backup_with<W: Write + Send>(
     kv: &dyn Kv,
     dir: &Path,
     options: &SnapshotOptions<'_>,
@@ -178,7 +220,7 @@ pub(crate) fn create_backup_with<W: Write>(
     })
 }
 
-fn write_temp<W: Write>(
+fn write_temp<W: Write + Send>(
     kv: &dyn Kv,
     options: &SnapshotOptions<'_>,
     progress: Progress<'_>,
@@ -248,13 +290,9 @@ impl<W: Write> Counting<W> {
     }
 }
 
-/// Writes one backup: records in, frames out.
-pub(crate) struct BackupWriter<W: Write> {
-    out: Counting<W>,
-    key: Option<LessSafeKey>,
-    preamble: Preamble,
-    preamble_digest: [u8; DIGEST_LEN],
-    prefixes: Vec<Vec<u8>>,
+/// Turns versions into chunks of records: keys ascending, each key's versions newest first.
+pub(crate) struct Chunker {
+    snapshot_ts: u64,
     /// Records of the chunk being filled.
     chunk: Vec<u8>,
     /// Versions of the record being filled, and how many.
@@ -263,18 +301,125 @@ pub(crate) struct BackupWriter<W: Write> {
     /// The key being written (whose record is open), if any.
     current: Option<Vec<u8>>,
     last_ts: u64,
-    next_index: u64,
-    chunks_digest: Context,
-    pub(crate) counter: Counter,
+    /// Raw bytes handed out in chunks so far.
+    emitted: u64,
+    counter: Counter,
 }
 
-impl<W: Write> BackupWriter<W> {
+impl Chunker {
+    pub(crate) fn new(snapshot_ts: u64) -> Chunker {
+        Chunker {
+            snapshot_ts,
+            chunk: Vec::with_capacity(CHUNK_TARGET + (64 << 10)),
+            record: Vec::new(),
+            record_count: 0,
+            current: None,
+            last_ts: 0,
+            emitted: 0,
+            counter: Counter::default(),
+        }
+    }
+
+    /// Adds one version of `key`; a full chunk goes to `emit`.
+    pub(crate) fn add(
+        &mut self,
+        key: &[u8],
+        version: &Version,
+        emit: &mut dyn FnMut(Vec<u8>) -> Result<(), BackupError>,
+    ) -> Result<(), BackupError> {
+        let ts = version.ts.0;
+        if ts > self.snapshot_ts {
+            return Err(BackupError::Invalid(format!(
+                "a version at {ts} is newer than the snapshot at {}",
+                self.snapshot_ts
+            )));
+        }
+        match &self.current {
+            Some(current) if current.as_slice() == key => {
+                if ts >= self.last_ts {
+                    return Err(BackupError::Invalid(
+                        "a key's versions must come newest first".into(),
+                    ));
+                }
+            }
+            current => {
+                if current.as_ref().is_some_and(|c| c.as_slice() >= key) {
+                    return Err(BackupError::Invalid(
+                        "keys must come in ascending order".into(),
+                    ));
+                }
+                self.close_record();
+                self.current = Some(key.to_vec());
+                self.counter.key(key);
+            }
+        }
+        self.last_ts = ts;
+        let value = version.value.as_deref();
+        format::put_version(&mut self.record, ts, value);
+        self.record_count += 1;
+        self.counter.version(key, value.is_none());
+        if self.chunk.len() + self.record.len() + key.len() + 20 >= CHUNK_TARGET {
+            // The key's further versions continue in a new record of the next chunk.
+            self.close_record();
+            self.emit(emit)?;
+        }
+        Ok(())
+    }
+
+    fn close_record(&mut self) {
+        if self.record_count == 0 {
+            return;
+        }
+        if let Some(key) = &self.current {
+            format::put_record_head(&mut self.chunk, key, self.record_count);
+            self.chunk.extend_from_slice(&self.record);
+        }
+        self.record.clear();
+        self.record_count = 0;
+    }
+
+    fn emit(
+        &mut self,
+        emit: &mut dyn FnMut(Vec<u8>) -> Result<(), BackupError>,
+    ) -> Result<(), BackupError> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let next = Vec::with_capacity(CHUNK_TARGET + (64 << 10));
+        let chunk = std::mem::replace(&mut self.chunk, next);
+        self.emitted += chunk.len() as u64;
+        emit(chunk)
+    }
+
+    /// Hands out the last chunk; returns the counts.
+    pub(crate) fn finish(
+        mut self,
+        emit: &mut dyn FnMut(Vec<u8>) -> Result<(), BackupError>,
+    ) -> Result<Counter, BackupError> {
+        self.close_record();
+        self.emit(emit)?;
+        Ok(self.counter)
+    }
+}
+
+/// Writes the frames of one backup: preamble, chunks, manifest, trailer.
+pub(crate) struct Sealer<W: Write> {
+    out: Counting<W>,
+    key: Option<LessSafeKey>,
+    preamble: Preamble,
+    preamble_digest: [u8; DIGEST_LEN],
+    next_index: u64,
+    raw_bytes: u64,
+    chunks_digest: Context,
+}
+
+impl<W: Write> Sealer<W> {
+    /// Starts a backup of a snapshot at `snapshot_ts`: writes the preamble.
     pub(crate) fn new(
         out: W,
         snapshot_ts: u64,
         master: Option<&MasterKey>,
-        prefixes: &[Vec<u8>],
-    ) -> Result<BackupWriter<W>, BackupError> {
+    ) -> Result<Sealer<W>, BackupError> {
         let backup_id = random_bytes::<16>()?;
         let created_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -308,86 +453,22 @@ impl<W: Write> BackupWriter<W> {
             written: 0,
         };
         out.put(&bytes)?;
-        Ok(BackupWriter {
+        Ok(Sealer {
             out,
             key,
             preamble,
             preamble_digest,
-            prefixes: prefixes.to_vec(),
-            chunk: Vec::with_capacity(CHUNK_TARGET + (64 << 10)),
-            record: Vec::new(),
-            record_count: 0,
-            current: None,
-            last_ts: 0,
             next_index: 0,
+            raw_bytes: 0,
             chunks_digest: Context::new(&SHA256),
-            counter: Counter::default(),
         })
     }
 
-    /// Adds one version of `key`: keys ascending, each key's versions newest first.
-    pub(crate) fn add(&mut self, key: &[u8], version: &Version) -> Result<(), BackupError> {
-        let ts = version.ts.0;
-        if ts > self.preamble.snapshot_ts {
-            return Err(BackupError::Invalid(format!(
-                "a version at {ts} is newer than the snapshot at {}",
-                self.preamble.snapshot_ts
-            )));
-        }
-        match &self.current {
-            Some(current) if current.as_slice() == key => {
-                if ts >= self.last_ts {
-                    return Err(BackupError::Invalid(
-                        "a key's versions must come newest first".into(),
-                    ));
-                }
-            }
-            current => {
-                if current.as_ref().is_some_and(|c| c.as_slice() >= key) {
-                    return Err(BackupError::Invalid(
-                        "keys must come in ascending order".into(),
-                    ));
-                }
-                self.close_record();
-                self.current = Some(key.to_vec());
-                self.counter.key(key);
-            }
-        }
-        self.last_ts = ts;
-        let value = version.value.as_deref();
-        format::put_version(&mut self.record, ts, value);
-        self.record_count += 1;
-        self.counter.version(key, value.is_none());
-        if self.chunk.len() + self.record.len() + key.len() + 20 >= CHUNK_TARGET {
-            // The key's further versions continue in a new record of the next chunk.
-            self.close_record();
-            self.flush_chunk()?;
-        }
-        Ok(())
-    }
-
-    fn close_record(&mut self) {
-        if self.record_count == 0 {
-            return;
-        }
-        if let Some(key) = &self.current {
-            format::put_record_head(&mut self.chunk, key, self.record_count);
-            self.chunk.extend_from_slice(&self.record);
-        }
-        self.record.clear();
-        self.record_count = 0;
-    }
-
-    fn flush_chunk(&mut self) -> Result<(), BackupError> {
-        if self.chunk.is_empty() {
-            return Ok(());
-        }
-        let mut chunk = std::mem::take(&mut self.chunk);
-        let checksum = self.frame(KIND_CHUNK, self.next_index, &chunk);
-        self.counter.raw_bytes += chunk.len() as u64;
-        chunk.clear();
-        self.chunk = chunk;
-        self.chunks_digest.update(&checksum?);
+    /// Writes the next chunk.
+    pub(crate) fn chunk(&mut self, raw: &[u8]) -> Result<(), BackupError> {
+        let checksum = self.frame(KIND_CHUNK, self.next_index, raw)?;
+        self.chunks_digest.update(&checksum);
+        self.raw_bytes += raw.len() as u64;
         self.next_index += 1;
         Ok(())
     }
@@ -404,10 +485,12 @@ impl<W: Write> BackupWriter<W> {
         Ok(checksum)
     }
 
-    /// Writes the last chunk, the manifest and the trailer.
-    pub(crate) fn finish(mut self) -> Result<(Manifest, W), BackupError> {
-        self.close_record();
-        self.flush_chunk()?;
+    /// Writes the manifest (from `counter` and the chunks written) and the trailer.
+    pub(crate) fn finish(
+        &mut self,
+        counter: &Counter,
+        prefixes: &[Vec<u8>],
+    ) -> Result<Manifest, BackupError> {
         let preamble = &self.preamble;
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
@@ -421,15 +504,15 @@ impl<W: Write> BackupWriter<W> {
             },
             key_id: (!preamble.key_id.is_empty()).then(|| preamble.key_id.clone()),
             compression: "lz4".into(),
-            prefixes: self.prefixes.iter().map(|p| format::hex(p)).collect(),
-            keys: self.counter.keys,
-            versions: self.counter.versions,
-            tombstones: self.counter.tombstones,
-            raw_bytes: self.counter.raw_bytes,
+            prefixes: prefixes.iter().map(|p| format::hex(p)).collect(),
+            keys: counter.keys,
+            versions: counter.versions,
+            tombstones: counter.tombstones,
+            raw_bytes: self.raw_bytes,
             chunks: self.next_index,
             chunks_digest: format::hex(self.chunks_digest.clone().finish().as_ref()),
-            databases: self.counter.databases(),
-            other_keys: self.counter.other_keys,
+            databases: counter.databases(),
+            other_keys: counter.other_keys,
         };
         let json = serde_json::to_vec(&manifest)
             .map_err(|e| BackupError::Invalid(format!("cannot encode the manifest: {e}")))?;
@@ -441,7 +524,11 @@ impl<W: Write> BackupWriter<W> {
             .inner
             .flush()
             .map_err(|e| BackupError::io("writing the backup", e))?;
-        Ok((manifest, self.out.inner))
+        Ok(manifest)
+    }
+
+    pub(crate) fn into_inner(self) -> W {
+        self.out.inner
     }
 }
 
@@ -456,17 +543,21 @@ pub(crate) fn write_records(
     master: Option<&MasterKey>,
     records: &TestRecords<'_>,
 ) -> Vec<u8> {
-    let mut writer = BackupWriter::new(Vec::new(), snapshot_ts, master, &[]).unwrap();
+    let mut sealer = Sealer::new(Vec::new(), snapshot_ts, master).unwrap();
+    let mut chunker = Chunker::new(snapshot_ts);
+    let mut emit = |chunk: Vec<u8>| sealer.chunk(&chunk);
     for (key, versions) in records {
         for (ts, value) in versions {
             let version = Version {
                 ts: testudo_storage::Ts(*ts),
                 value: value.map(<[u8]>::to_vec),
             };
-            writer.add(key, &version).unwrap();
+            chunker.add(key, &version, &mut emit).unwrap();
         }
     }
-    writer.finish().unwrap().1
+    let counter = chunker.finish(&mut emit).unwrap();
+    sealer.finish(&counter, &[]).unwrap();
+    sealer.into_inner()
 }
 
 #[cfg(test)]
@@ -493,11 +584,12 @@ mod tests {
             ts: testudo_storage::Ts(ts),
             value: Some(b"v".to_vec()),
         };
-        let mut writer = BackupWriter::new(Vec::new(), 100, None, &[]).unwrap();
-        writer.add(b"b", &version(5)).unwrap();
-        assert!(writer.add(b"b", &version(6)).is_err());
-        assert!(writer.add(b"a", &version(1)).is_err());
-        assert!(writer.add(b"c", &version(101)).is_err());
+        let mut chunker = Chunker::new(100);
+        let mut emit = |_: Vec<u8>| Ok(());
+        chunker.add(b"b", &version(5), &mut emit).unwrap();
+        assert!(chunker.add(b"b", &version(6), &mut emit).is_err());
+        assert!(chunker.add(b"a", &version(1), &mut emit).is_err());
+        assert!(chunker.add(b"c", &version(101), &mut emit).is_err());
     }
 
     /// A file that accepts `room` bytes, then fails like a full disk.
