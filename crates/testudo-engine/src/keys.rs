@@ -21,8 +21,8 @@ use testudo_model::{CollId, DbId, DocId};
 use testudo_storage::KeyRange;
 
 const SPACE_META: u8 = 0x00;
-const SPACE_DOC: u8 = 0x01;
-const SPACE_INDEX: u8 = 0x02;
+pub const SPACE_DOC: u8 = 0x01;
+pub const SPACE_INDEX: u8 = 0x02;
 const SPACE_AUTH: u8 = 0x03;
 
 /// Kinds of secret material in the auth space.

@@ -15,31 +15,186 @@ pub fn database_module_method(name: &str) -> Option<MethodDef> {
         "create" => def("create", exactly(1), |it, _, a| {
             it.check_writable("create")?;
             let input = object_arg(&arg(&a, 0), "definition")?;
-            let db = it.db();
-            if tenancy::depth(&mut it.txn, db)? >= tenancy::MAX_DEPTH {
-                return Err(constraint_error(
-                    "Failed to create document in collection Database.",
-                    vec![failure(
-                        "name",
-                        format!("Databases nest at most {} levels deep.", tenancy::MAX_DEPTH),
-                    )],
-                ));
-            }
-            let child = DbId(it.new_id().0);
-            let stored = validate(it, &input, child, "create")?;
-            let r = DocRef {
-                coll: DATABASE,
-                id: DocId(child.0),
-            };
-            it.put_doc(r, Action::Create, "create", stored, None)?;
-            // The child's registry entry and schema marker: it exists from this commit on.
-            it.txn
-                .put(keys::db_parent(child), it.db().0.to_be_bytes().to_vec());
-            it.txn.put(keys::schema_marker(child), Vec::new());
+            let (r, _) = create_child(it, &input)?;
             Ok(Value::Doc(r))
+        }),
+        "restore" => def("restore", exactly(1), |it, _, a| {
+            it.check_writable("restore")?;
+            let input = object_arg(&arg(&a, 0), "restore")?;
+            restore(it, &input)
         }),
         other => return super::system::listing_method_for(DATABASE, other),
     })
+}
+
+/// Creates a child database of the current one from its definition.
+fn create_child(it: &mut Interp<'_>, input: &Object) -> R<(DocRef, DbId)> {
+    let db = it.db();
+    if tenancy::depth(&mut it.txn, db)? >= tenancy::MAX_DEPTH {
+        return Err(constraint_error(
+            "Failed to create document in collection Database.",
+            vec![failure(
+                "name",
+                format!("Databases nest at most {} levels deep.", tenancy::MAX_DEPTH),
+            )],
+        ));
+    }
+    let child = DbId(it.new_id().0);
+    let stored = validate(it, input, child, "create")?;
+    let r = DocRef {
+        coll: DATABASE,
+        id: DocId(child.0),
+    };
+    it.put_doc(r, Action::Create, "create", stored, None)?;
+    // The child's registry entry and schema marker: it exists from this commit on.
+    it.txn
+        .put(keys::db_parent(child), it.db().0.to_be_bytes().to_vec());
+    it.txn.put(keys::schema_marker(child), Vec::new());
+    Ok((r, child))
+}
+
+/// The most a point-in-time restore copies in its one transaction.
+pub const MAX_RESTORE_KEYS: usize = 200_000;
+pub const MAX_RESTORE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// `Database.restore({ from, at, name, ...definition })` (beyond Fauna): a new child
+/// database `name` holding what the child database `from` held at time `at` — collections
+/// and their settings, documents, indexes, functions, roles and access providers — read from
+/// the retained history, without a backup. Nothing existing is touched. Keys, tokens,
+/// credentials and child databases are not restored: secrets of the old database never open
+/// the new one, and access is granted again deliberately. Documents carry the restore's
+/// timestamp. Admin only.
+fn restore(it: &mut Interp<'_>, input: &Object) -> R<Value> {
+    if !matches!(it.perms.perms, crate::authz::Perms::Admin) {
+        return crate::gate::denied();
+    }
+    let from = match input.get("from") {
+        Some(Value::Str(name)) => name.to_string(),
+        _ => return restore_error("from", "Expected the name of a child database."),
+    };
+    let here = it.db();
+    let Some(source) = tenancy::child_named(&mut it.txn, here, &from)? else {
+        return restore_error("from", format!("No child database named `{from}`."));
+    };
+    let at = match input.get("at") {
+        Some(t @ (Value::Time(_) | Value::TxnTime)) => it.snapshot_time_arg(t)?,
+        _ => return restore_error("at", "Expected a Time."),
+    };
+    let mut definition: Object = Object::clone(input);
+    definition.shift_remove("from");
+    definition.shift_remove("at");
+    let (r, target) = create_child(it, &definition)?;
+
+    let now = it.now();
+    let source_schema = crate::schema::Schema::load(source, now, &mut it.txn)?;
+    let excluded = [
+        DATABASE,
+        crate::schema::KEY,
+        crate::schema::TOKEN,
+        crate::schema::CREDENTIAL,
+    ];
+    // Every collection the source has now must still retain `at`, or documents it held then
+    // (deleted since) might be missing from the copy.
+    for def in source_schema.collections() {
+        if at
+            .0
+            .saturating_add(crate::reclaim::retention_micros(Some(def)))
+            < now.0
+        {
+            return restore_error(
+                "at",
+                format!(
+                    "{} is before the history retained for collection `{}` of `{from}`: restore from a backup instead.",
+                    at.to_time(),
+                    def.name
+                ),
+            );
+        }
+    }
+    let mut range = keys::db_range(source);
+    let (mut copied, mut bytes) = (0usize, 0u64);
+    let mut checked: Vec<u64> = Vec::new();
+    loop {
+        let page = it.txn.scan(
+            &range,
+            testudo_storage::ScanOrder::Ascending,
+            1024,
+            Some(at),
+        )?;
+        let mut last = None;
+        for (key, read) in page.entries {
+            last = Some(key.clone());
+            let (Some(space), Some(value)) = (key.get(8).copied(), read.value) else {
+                continue;
+            };
+            // Documents and index entries only: metadata is rebuilt, secrets never copied.
+            if space != keys::SPACE_DOC && space != keys::SPACE_INDEX {
+                continue;
+            }
+            let Some(coll) = key
+                .get(9..17)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(|b| testudo_model::CollId(u64::from_be_bytes(b)))
+            else {
+                continue;
+            };
+            if excluded.contains(&coll) {
+                continue;
+            }
+            if !checked.contains(&coll.0) {
+                let retention = crate::reclaim::retention_micros(
+                    source_schema.collection_by_id(coll).map(|d| &**d),
+                );
+                if at.0.saturating_add(retention) < it.now().0 {
+                    return restore_error(
+                        "at",
+                        format!(
+                            "{} is before the history retained for collection `{}` of `{from}`: restore from a backup instead.",
+                            at.to_time(),
+                            source_schema
+                                .collection_by_id(coll)
+                                .map_or_else(|| coll.0.to_string(), |d| d.name.clone())
+                        ),
+                    );
+                }
+                checked.push(coll.0);
+            }
+            copied += 1;
+            bytes += (key.len() + value.len()) as u64;
+            if copied > MAX_RESTORE_KEYS || bytes > MAX_RESTORE_BYTES {
+                return crate::eval::fail(
+                    crate::api::ErrorCode::LimitExceeded,
+                    format!(
+                        "`{from}` is too large to restore in one transaction (more than {MAX_RESTORE_KEYS} entries or {} MiB): restore from a backup instead.",
+                        MAX_RESTORE_BYTES >> 20
+                    ),
+                );
+            }
+            let mut new_key = target.0.to_be_bytes().to_vec();
+            new_key.extend_from_slice(&key[8..]);
+            it.txn.put(new_key, value);
+        }
+        match (page.more, last) {
+            (true, Some(key)) => {
+                let mut next = key;
+                next.push(0);
+                range = testudo_storage::KeyRange {
+                    start: next,
+                    end: range.end.clone(),
+                };
+            }
+            _ => break,
+        }
+    }
+    it.auth_changed = true;
+    Ok(Value::Doc(r))
+}
+
+fn restore_error<T>(field: &str, message: impl Into<String>) -> R<T> {
+    Err(constraint_error(
+        "Failed to restore database.",
+        vec![failure(field, message)],
+    ))
 }
 
 /// Updates or replaces a database document (rename, flags, data).
