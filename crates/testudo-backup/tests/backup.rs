@@ -273,6 +273,14 @@ fn an_encrypted_store_restores_with_history_and_timestamps_into_a_new_directory(
     assert_eq!(all_versions(&restored, early), expected);
     restored.close().unwrap();
 
+    // An existing empty directory is a valid target too (a mount point, say).
+    let empty = root.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    restore_to_dir(&backup.path, Some(&key), &empty, &no_progress).unwrap();
+    let again = open_store(&empty, Some(&key), LocalKvOptions::default()).unwrap();
+    assert_eq!(all_versions(&again, ts), all_versions(&source, ts));
+    again.close().unwrap();
+
     // The restored store is encrypted: it does not open without the key.
     assert!(open_store(&target, None, LocalKvOptions::default()).is_err());
     // A non-empty target is refused, and nothing in it changes.
