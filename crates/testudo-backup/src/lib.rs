@@ -40,7 +40,7 @@ pub use manifest::{CollectionCounts, DatabaseCounts, Manifest, rfc3339};
 pub use read::{BackupInfo, VerifyReport, inspect, verify};
 pub use restore::{RestoreReport, restore_into, restore_to_dir};
 pub use retention::{BACKUP_EXTENSION, BackupEntry, EntryStatus, PruneReport, list_backups, prune};
-pub use schedule::{BackupScheduler, BackupStatus, ScheduleConfig};
+pub use schedule::{BackupScheduler, BackupStatus, ScheduleConfig, parse_period};
 pub use write::{
     CreatedBackup, SnapshotOptions, create_backup, normalize_prefixes, write_snapshot,
 };

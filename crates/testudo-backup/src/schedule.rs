@@ -149,6 +149,23 @@ impl Drop for BackupScheduler {
     }
 }
 
+/// Parses a schedule period such as `90s`, `30m`, `6h` or `1d` (a positive whole number and
+/// one unit); `None` for anything else.
+pub fn parse_period(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(seconds).map(Duration::from_secs)
+}
+
 /// When the first run is due: `every` after the newest backup already there.
 fn first_due(config: &ScheduleConfig) -> Instant {
     let now = Instant::now();
@@ -231,4 +248,29 @@ fn once(
     let created = create_backup(kv, &config.dir, &options, &crate::no_progress)?;
     prune(&config.dir, config.keep)?;
     Ok((created.path, created.manifest.snapshot_ts, created.bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_take_one_whole_number_and_one_unit() {
+        assert_eq!(parse_period("6h"), Some(Duration::from_secs(6 * 3600)));
+        assert_eq!(parse_period(" 90s "), Some(Duration::from_secs(90)));
+        assert_eq!(parse_period("1d"), Some(Duration::from_secs(86_400)));
+        for bad in [
+            "",
+            "h",
+            "0h",
+            "6",
+            "6 h",
+            "1.5h",
+            "6hours",
+            "-1h",
+            "99999999999999999999d",
+        ] {
+            assert_eq!(parse_period(bad), None, "{bad}");
+        }
+    }
 }
