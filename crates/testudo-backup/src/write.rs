@@ -10,7 +10,8 @@
 //! timestamp, and writers are never blocked: a snapshot is a read); keys are written in
 //! strictly ascending order and each key's versions strictly newest first, all at or below
 //! the snapshot timestamp (the writer refuses anything else, so a reader can rely on it);
-//! memory stays bounded by about one chunk plus one value.
+//! memory stays bounded by a few chunks (a queue of two between the reading thread and the
+//! sealing thread) plus one value.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
