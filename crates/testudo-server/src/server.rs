@@ -16,8 +16,8 @@
 //!
 //! **Invariants:** the reactor never runs an engine call; every connection has a bounded time
 //! to finish its TLS handshake and to start its first request, and every request a bounded
-//! time to send its head and body; the number of connections is bounded; `serve` returns only when no engine call is running
-//! and none can start any more.
+//! time to send its head and body; the number of connections is bounded; `serve` returns only
+//! when no engine call is running and none can start any more.
 
 use std::convert::Infallible;
 use std::future::Future;
