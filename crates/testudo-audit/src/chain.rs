@@ -65,6 +65,16 @@ impl Chain {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// A link as 64 hex digits, without allocating.
+pub fn hex_link(link: &Link) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    for (pair, &b) in out.chunks_exact_mut(2).zip(link) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 15)];
+    }
+    out
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
     for &b in bytes {
@@ -101,6 +111,7 @@ mod tests {
     fn links_round_trip_through_hex() {
         let link = Chain::Sha256.link(&GENESIS, b"record");
         assert_eq!(parse_link(&hex(&link)), Some(link));
+        assert_eq!(hex_link(&link).as_slice(), hex(&link).as_bytes());
         assert_eq!(parse_link("ABC"), None);
         assert_eq!(parse_link(&"G".repeat(64)), None);
     }

@@ -61,13 +61,34 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// The envelope every record is written in.
-#[derive(Serialize)]
-pub struct Envelope<'a, T: Serialize> {
-    pub seq: u64,
-    pub time: &'a str,
-    #[serde(flatten)]
-    pub body: &'a T,
+/// Writes the record `{"seq":…,"time":"…",<body's fields>}` into `out` (cleared first).
+/// `body` must serialize as a JSON object (both record enums are internally tagged);
+/// `scratch` is reused between calls.
+pub fn encode_record<T: Serialize>(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    seq: u64,
+    time: &str,
+    body: &T,
+) -> io::Result<()> {
+    scratch.clear();
+    serde_json::to_writer(&mut *scratch, body).map_err(io::Error::other)?;
+    let Some(fields) = scratch.strip_prefix(b"{") else {
+        return Err(io::Error::other("an audit record must be a JSON object"));
+    };
+    out.clear();
+    out.extend_from_slice(b"{\"seq\":");
+    out.extend_from_slice(seq.to_string().as_bytes());
+    out.extend_from_slice(b",\"time\":");
+    // Time text is digits, dashes, colons, a dot, `T` and `Z`: nothing to escape.
+    out.push(b'"');
+    out.extend_from_slice(time.as_bytes());
+    out.push(b'"');
+    if fields != b"}" {
+        out.push(b',');
+    }
+    out.extend_from_slice(fields);
+    Ok(())
 }
 
 pub fn file_name(number: u64) -> String {

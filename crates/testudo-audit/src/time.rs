@@ -4,6 +4,7 @@
 //! **Invariants:** formatting never panics for any `u64` of microseconds up to year 9999
 //! (later instants are clamped); parsing rejects anything it does not fully understand.
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Microseconds since the Unix epoch, now (0 if the clock is before 1970).
@@ -30,6 +31,30 @@ pub fn format_us(us: u64) -> String {
         (rem / 60) % 60,
         rem % 60
     )
+}
+
+/// [`format_us`] for a stream of mostly increasing instants: the text of the current second
+/// is kept, so most calls only rewrite the microseconds.
+#[derive(Debug, Default)]
+pub struct TimeText {
+    second: Option<u64>,
+    text: String,
+}
+
+impl TimeText {
+    pub fn at(&mut self, us: u64) -> &str {
+        let us = us.min(MAX_US);
+        let second = us / 1_000_000;
+        if self.second != Some(second) {
+            self.text = format_us(second * 1_000_000);
+            self.second = Some(second);
+        }
+        // "….SS.ffffffZ": the last seven bytes are the fraction and the `Z`.
+        let keep = self.text.len().saturating_sub(7);
+        self.text.truncate(keep);
+        let _ = write!(self.text, "{:06}Z", us % 1_000_000);
+        &self.text
+    }
 }
 
 /// Howard Hinnant's days-to-civil algorithm, for days since 1970-01-01 (non-negative).
@@ -141,6 +166,21 @@ mod tests {
             format_us(951_782_400_000_000),
             "2000-02-29T00:00:00.000000Z"
         );
+    }
+
+    #[test]
+    fn the_cached_text_equals_the_plain_one() {
+        let mut cache = TimeText::default();
+        for us in [
+            5,
+            999_999,
+            1_000_000,
+            1_798_393_474_123_456,
+            1_798_393_474_000_001,
+            7,
+        ] {
+            assert_eq!(cache.at(us), format_us(us));
+        }
     }
 
     #[test]

@@ -36,11 +36,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::chain::{Chain, GENESIS, Link, hex};
+use crate::chain::{Chain, GENESIS, Link, hex, hex_link};
 use crate::event::AuditEvent;
-use crate::segment::{self, Envelope, WriterRecord};
+use crate::segment::{self, WriterRecord};
 use crate::sink::{AuditSink, SinkStats};
-use crate::time::{format_us, now_us};
+use crate::time::{TimeText, format_us, now_us};
 
 /// What `record` does when the queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,6 +282,10 @@ struct State {
     active: Active,
     last_sync: Instant,
     dirty: bool,
+    /// Reused buffers: the record being written, and its body.
+    record: Vec<u8>,
+    scratch: Vec<u8>,
+    time: TimeText,
 }
 
 impl State {
@@ -319,6 +323,9 @@ impl State {
             active,
             last_sync: Instant::now(),
             dirty: false,
+            record: Vec::with_capacity(1024),
+            scratch: Vec::with_capacity(1024),
+            time: TimeText::default(),
         };
         state.start_segment()?;
         state.apply_retention()?;
@@ -436,21 +443,21 @@ impl State {
     }
 
     fn append<T: Serialize>(&mut self, time_us: u64, body: &T) -> io::Result<()> {
-        let time = format_us(time_us);
-        let envelope = Envelope {
-            seq: self.seq + 1,
-            time: &time,
+        let time = self.time.at(time_us);
+        segment::encode_record(
+            &mut self.record,
+            &mut self.scratch,
+            self.seq + 1,
+            time,
             body,
-        };
-        let record = serde_json::to_vec(&envelope).map_err(io::Error::other)?;
-        let link = self.chain.link(&self.last, &record);
-        let mut line = Vec::with_capacity(record.len() + 66);
-        line.extend_from_slice(hex(&link).as_bytes());
-        line.push(b' ');
-        line.extend_from_slice(&record);
-        line.push(b'\n');
-        self.active.file.write_all(&line)?;
-        self.active.bytes += u64::try_from(line.len()).unwrap_or(u64::MAX);
+        )?;
+        let link = self.chain.link(&self.last, &self.record);
+        let file = &mut self.active.file;
+        file.write_all(&hex_link(&link))?;
+        file.write_all(b" ")?;
+        file.write_all(&self.record)?;
+        file.write_all(b"\n")?;
+        self.active.bytes += u64::try_from(self.record.len() + 66).unwrap_or(u64::MAX);
         self.active.records += 1;
         self.seq += 1;
         self.last = link;
@@ -597,12 +604,8 @@ fn recover(dir: &Path, number: u64, chain: &Chain) -> io::Result<(Link, u64)> {
         truncated_bytes: torn,
     };
     let time = format_us(now_us());
-    let record = serde_json::to_vec(&Envelope {
-        seq: seq + 1,
-        time: &time,
-        body: &seal,
-    })
-    .map_err(io::Error::other)?;
+    let mut record = Vec::new();
+    segment::encode_record(&mut record, &mut Vec::new(), seq + 1, &time, &seal)?;
     let link = chain.link(&last, &record);
     let mut line = hex(&link).into_bytes();
     line.push(b' ');
