@@ -303,12 +303,16 @@ impl ServeMonitoringArgs {
 }
 
 impl Monitoring {
+    /// The audit log, for the engine's and the server's records.
+    pub fn audit_sink(&self) -> Option<Arc<dyn testudo_audit::AuditSink>> {
+        self.writer
+            .clone()
+            .map(|writer| writer as Arc<dyn testudo_audit::AuditSink>)
+    }
+
     /// Puts the audit sink, the metrics and the slow-query threshold into `config`.
     pub fn configure(&self, config: &mut testudo_server::ServerConfig) {
-        config.audit = self
-            .writer
-            .clone()
-            .map(|writer| writer as Arc<dyn testudo_audit::AuditSink>);
+        config.audit = self.audit_sink();
         config.metrics = Arc::clone(&self.metrics);
         config.slow_query = self.slow_query;
     }

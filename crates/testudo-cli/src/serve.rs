@@ -174,8 +174,11 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     };
     let root_secret = root_secret::resolve(source, &args.data_dir, &mut std::io::stdout())?;
 
+    // Before the engine: it records its security decisions in the same audit log.
+    let monitoring = args.monitoring.start().await?;
     let options = EngineOptions {
         jwt: args.jwt.options()?,
+        audit: monitoring.audit_sink(),
     };
     let kv = store::open(&args.data_dir, &args.store, args.dev)?;
     let engine = Engine::open_with(kv, EngineConfig { root_secret }, options)
@@ -187,7 +190,6 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     if let Some(tls) = &tls {
         reload_on_hangup(tls.clone())?;
     }
-    let monitoring = args.monitoring.start().await?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|err| CliError::Failed(format!("could not listen on {addr}: {err}")))?;

@@ -126,8 +126,25 @@ async fn every_request_is_audited_the_log_verifies_and_a_changed_byte_is_named()
     assert_eq!(requests[4]["credential"]["type"], "key");
     assert_eq!(requests[4]["credential"]["id"], key_id);
 
+    // The engine's own records: the refused secret and the new key.
+    assert!(
+        records.iter().any(|r| r["kind"] == "auth_failure"),
+        "{records:#?}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["kind"] == "change" && r["object"] == "key" && r["action"] == "create"),
+        "{records:#?}"
+    );
+
     let errors = audit(&["export", &audit_path, "--outcome", "error"]);
-    assert_eq!(String::from_utf8(errors.stdout).unwrap().lines().count(), 2);
+    let failed_requests = String::from_utf8(errors.stdout)
+        .unwrap()
+        .lines()
+        .filter(|line| line.contains("\"kind\":\"request\""))
+        .count();
+    assert_eq!(failed_requests, 2);
     let tail = audit(&["tail", &audit_path, "-n", "1"]);
     assert!(
         String::from_utf8(tail.stdout)
@@ -151,23 +168,31 @@ async fn every_request_is_audited_the_log_verifies_and_a_changed_byte_is_named()
     }
     assert!(logs.contains("slow query"), "{logs}");
 
-    // Change one digit of the third record (the second request).
+    // Change one digit of the second request's record.
     let segment = audit_dir.join("audit-0000000001.log");
     let text = std::fs::read_to_string(&segment).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    let at = lines[2].find("\"duration_us\":").unwrap() + "\"duration_us\":".len();
-    let digit = lines[2].as_bytes()[at];
+    let second = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line.contains("\"kind\":\"request\""))
+        .nth(1)
+        .unwrap()
+        .0;
+    let at = lines[second].find("\"duration_us\":").unwrap() + "\"duration_us\":".len();
+    let digit = lines[second].as_bytes()[at];
     let changed = if digit == b'9' {
         '1'
     } else {
         char::from(digit + 1)
     };
-    lines[2].replace_range(at..=at, &changed.to_string());
+    lines[second].replace_range(at..=at, &changed.to_string());
     std::fs::write(&segment, lines.join("\n") + "\n").unwrap();
     let broken = audit(&["verify", &audit_path]);
     assert_eq!(broken.status.code(), Some(1));
     let message = String::from_utf8(broken.stderr).unwrap();
-    assert!(message.contains("segment 1, record 3"), "{message}");
+    let record = format!("segment 1, record {}", second + 1);
+    assert!(message.contains(&record), "{message}");
 }
 
 fn get_metrics(addr: &str) -> String {

@@ -202,6 +202,7 @@ impl Interp<'_> {
             return Ok(None);
         }
         if grant.predicates.is_empty() {
+            self.note_denial(action, self.coll_name(r.coll), "no privilege");
             return denied();
         }
         Ok(Some(grant))
@@ -279,10 +280,17 @@ impl Interp<'_> {
     pub fn missing_error(&self, r: DocRef, cause: Missing) -> Box<crate::eval::EvalError> {
         let coll = self.coll_name(r.coll);
         match cause {
-            Missing::PermissionDenied => err(
-                ErrorCode::PermissionDenied,
-                "Insufficient privileges to perform the action.",
-            ),
+            Missing::PermissionDenied => {
+                self.note_denial(
+                    self.read_action(),
+                    format!("{coll}/{}", r.id),
+                    "no privilege or predicate false",
+                );
+                err(
+                    ErrorCode::PermissionDenied,
+                    "Insufficient privileges to perform the action.",
+                )
+            }
             Missing::CollectionDeleted => err(
                 ErrorCode::DocumentNotFound,
                 format!("Collection `{coll}` was deleted."),
@@ -415,6 +423,8 @@ impl Interp<'_> {
         }
         self.txn.put(keys::doc(self.db(), r.coll, r.id), bytes);
         self.doc_writes += 1;
+        // Kept only if the query commits (the runner records changes after commit).
+        self.note_change(r, method, &stored.fields);
         let live = live_doc(stored, None);
         self.cache_current(r, DocState::Live(Rc::new(live)));
         if r.coll.is_user() {
@@ -429,6 +439,7 @@ impl Interp<'_> {
                 None => vec![new, Value::Doc(r)],
             };
             if !self.write_predicates_allow(&grant, args)? {
+                self.note_denial(action, self.coll_name(r.coll), "predicate false");
                 return denied();
             }
         }
@@ -440,11 +451,15 @@ impl Interp<'_> {
         if let Some(grant) = self.write_gate(r, Action::Delete)?
             && !self.write_predicates_allow(&grant, vec![Value::Doc(r)])?
         {
+            self.note_denial(Action::Delete, self.coll_name(r.coll), "predicate false");
             return denied();
         }
         self.guard_doc_and_schema_write(r)?;
         self.forget_decisions();
         let old = self.stored_fields(r)?;
+        if let Some(old) = &old {
+            self.note_change(r, "delete", old);
+        }
         self.maintain_indexes(r, old.as_ref(), None)?;
         if affects_authentication(r.coll) {
             self.auth_changed = true;
@@ -454,6 +469,33 @@ impl Interp<'_> {
         self.doc_writes += 1;
         self.cache_current(r, DocState::Missing(Missing::Deleted));
         Ok(())
+    }
+
+    /// Remembers a write to schema or access control for the audit log: its kind, its name
+    /// (or id), and the method that wrote it. Never the fields' values.
+    fn note_change(&self, r: DocRef, method: &str, fields: &DataMap) {
+        if self.shared.audit.is_none() {
+            return;
+        }
+        let kind = match r.coll {
+            schema::COLLECTION => "collection",
+            schema::FUNCTION => "function",
+            schema::ROLE => "role",
+            schema::ACCESS_PROVIDER => "access_provider",
+            schema::DATABASE => "database",
+            schema::KEY => "key",
+            schema::TOKEN => "token",
+            schema::CREDENTIAL => "credential",
+            _ => return,
+        };
+        let name = match fields.get("name") {
+            Some(Data::String(name)) => name.clone(),
+            _ => r.id.to_string(),
+        };
+        self.trail
+            .borrow_mut()
+            .changes
+            .push((kind, name, method.to_string()));
     }
 
     /// The current stored fields of a document (this transaction's writes included).

@@ -280,7 +280,21 @@ impl Interp<'_> {
         if !grant.predicates.is_empty() && self.any_predicate_holds(&grant, || args.clone())? {
             return Ok(());
         }
+        let reason = if grant.predicates.is_empty() {
+            "no privilege"
+        } else {
+            "predicate false"
+        };
+        self.note_denial(Action::Call, def.name.clone(), reason);
         denied()
+    }
+
+    /// Remembers a refusal for the audit log (the last one is what failed the query).
+    pub fn note_denial(&self, action: Action, resource: String, reason: &str) {
+        if self.shared.audit.is_some() {
+            self.trail.borrow_mut().denial =
+                Some((action.name().to_string(), resource, reason.to_string()));
+        }
     }
 
     /// Runs a function body under its `role`, if it has one (the caller's identity stays).
@@ -293,6 +307,12 @@ impl Interp<'_> {
             // Predicates keep their fixed internal rights inside functions they call.
             (_, Perms::Internal) | (None, _) => f(self),
             (Some(role), _) => {
+                if self.shared.audit.is_some() {
+                    self.trail
+                        .borrow_mut()
+                        .elevated
+                        .push((def.name.clone(), role.clone()));
+                }
                 let perms = perms_of_role(&self.schema, role);
                 self.with_perms(perms, f)
             }

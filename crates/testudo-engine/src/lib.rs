@@ -6,6 +6,7 @@
 //! storage engine, only the `Kv` trait.
 
 pub mod api;
+mod audit;
 mod auth;
 mod authz;
 mod docs;
@@ -33,6 +34,7 @@ use testudo_model::DbId;
 use testudo_storage::{CommitError, Kv, KvError, WriteSet};
 
 pub use api::*;
+pub use audit::credential_ref as audit_credential;
 pub use reclaim::{MIN_RETENTION, ReclaimStats};
 pub use runner::{MIN_TIMEOUT, PLACEHOLDER};
 
@@ -78,6 +80,9 @@ impl Default for JwtOptions {
 #[derive(Clone, Debug, Default)]
 pub struct EngineOptions {
     pub jwt: JwtOptions,
+    /// Where security decisions and authentication events are recorded (none: only the
+    /// tracing log).
+    pub audit: Option<Arc<dyn testudo_audit::AuditSink>>,
 }
 
 /// State shared by every query.
@@ -94,6 +99,7 @@ pub struct EngineShared {
     pub(crate) auth: auth::AuthCache,
     pub(crate) throttle: testudo_auth::LoginThrottle,
     pub(crate) events: Arc<dyn testudo_auth::EventSink>,
+    pub(crate) audit: Option<Arc<dyn testudo_audit::AuditSink>>,
     /// Access providers' key sets, by `jwks_uri`.
     pub(crate) jwks: testudo_auth::jwt::JwksCache,
     pub(crate) jwt: JwtOptions,
@@ -141,7 +147,14 @@ impl Engine {
             pepper: testudo_auth::Pepper::from_bytes(secrets.pepper),
             auth: auth::AuthCache::default(),
             throttle: testudo_auth::LoginThrottle::new(testudo_auth::ThrottleConfig::default()),
-            events: Arc::new(testudo_auth::TracingSink),
+            events: match &options.audit {
+                Some(sink) => Arc::new(audit::AuditedEvents {
+                    log: Arc::new(testudo_auth::TracingSink),
+                    audit: sink.clone(),
+                }),
+                None => Arc::new(testudo_auth::TracingSink),
+            },
+            audit: options.audit.clone(),
             jwks,
             jwt: options.jwt,
         });

@@ -15,6 +15,7 @@ use testudo_model::{Input, Output, Ts, input::RefKey};
 use testudo_storage::CommitError;
 
 use crate::api::{ErrorCode, Fragment, QueryError, QueryRequest, QueryResponse, Scope, Stats};
+use crate::audit;
 use crate::eval::{DocRef, Env, EvalError, Interp, Module, Value, err, placeholder_name};
 use crate::txn::Txn;
 use crate::{EngineShared, schema};
@@ -92,8 +93,15 @@ pub fn run(shared: &EngineShared, scope: &Scope, req: QueryRequest) -> QueryResp
         let schema_version = it.schema.version;
         let summary_logs = std::mem::take(&mut it.logs);
         fill_stats(&mut stats, &it, started);
+        let trail = it.trail.take();
+        let audit = |ending: audit::Ending, trail: audit::Trail| {
+            if let Some(sink) = &shared.audit {
+                audit::record(sink.as_ref(), scope, trail, ending);
+            }
+        };
         match outcome {
             Err(e) => {
+                audit(audit::Ending::Failed(e.code.as_str()), trail);
                 let (error, summary) = render_error(&mut it, *e, &source, summary_logs);
                 return QueryResponse {
                     outcome: Err(error),
@@ -106,6 +114,7 @@ pub fn run(shared: &EngineShared, scope: &Scope, req: QueryRequest) -> QueryResp
             Ok(output) => {
                 let summary = summary_logs.join("\n\n");
                 if !it.txn.has_writes() {
+                    audit(audit::Ending::Succeeded(snapshot_ts), trail);
                     return QueryResponse {
                         outcome: Ok(output),
                         summary,
@@ -134,6 +143,7 @@ pub fn run(shared: &EngineShared, scope: &Scope, req: QueryRequest) -> QueryResp
                 };
                 match committed.map(|(ts, ())| ts) {
                     Ok(ts) => {
+                        audit(audit::Ending::Succeeded(ts), trail);
                         if auth_changed {
                             // Before answering: the next request already sees the change.
                             shared.auth.invalidate();

@@ -44,6 +44,7 @@ fn jwt_engine() -> Engine {
             jwks_file_root: Some(keys_dir().canonicalize().unwrap()),
             ..JwtOptions::default()
         },
+        ..EngineOptions::default()
     };
     let config = EngineConfig {
         root_secret: SecretHash::of(ROOT),

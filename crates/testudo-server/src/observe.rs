@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use testudo_audit::{AuditEvent, CredentialRef, DatabaseRef, Ops, Outcome, RequestRecord};
-use testudo_engine::{Credential, Scope};
+use testudo_engine::Scope;
 
 use crate::server::AppState;
 
@@ -42,32 +42,7 @@ impl RequestFacts {
     /// Records who the request authenticated as.
     pub fn authenticated(&mut self, scope: &Scope) {
         self.database = Some(scope.db.0);
-        self.credential = Some(credential_ref(scope));
-    }
-}
-
-/// The audit form of a scope's credential.
-// An if-chain rather than a `match`: credential kinds are added in the engine (JWTs), and
-// an unknown one is recorded as `other` until it is mapped here.
-fn credential_ref(scope: &Scope) -> CredentialRef {
-    let identity = scope.identity.map(|(coll, doc)| (coll.0, doc.0));
-    if matches!(scope.credential, Credential::Root) {
-        CredentialRef::Root
-    } else if let Credential::Key { db, id } = &scope.credential {
-        CredentialRef::Key {
-            database: db.0,
-            id: id.0,
-        }
-    } else if let Credential::Token { db, id } = &scope.credential {
-        CredentialRef::Token {
-            database: db.0,
-            id: id.0,
-            identity,
-        }
-    } else {
-        // FIXME(lead): JWTs — `CredentialRef::Jwt { database, provider, iss, sub }` from the
-        // scope's `Role::Jwt` claims.
-        CredentialRef::Other
+        self.credential = Some(testudo_engine::audit_credential(scope));
     }
 }
 

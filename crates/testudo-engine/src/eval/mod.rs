@@ -92,6 +92,8 @@ pub struct Interp<'e> {
     pub perms: Rc<crate::gate::ActivePerms>,
     /// Authorization decisions already taken by role predicates.
     pub decisions: crate::gate::Decisions,
+    /// Security decisions for the audit log (kept only when the engine has one).
+    pub trail: std::cell::RefCell<crate::audit::Trail>,
 }
 
 impl<'e> Interp<'e> {
@@ -110,6 +112,7 @@ impl<'e> Interp<'e> {
         Interp {
             perms,
             decisions: crate::gate::Decisions::default(),
+            trail: Default::default(),
             shared,
             txn,
             scope,
