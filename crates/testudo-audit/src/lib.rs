@@ -8,7 +8,7 @@
 //!   [`MemorySink`] for tests.
 //! - `writer.rs`: [`AuditWriter`], the file-backed sink: bounded queue, background thread,
 //!   segment rotation, seals, retention.
-//! - `segment.rs`: the file format; `chain.rs`: the hash chain (SHA-256, or HMAC-SHA256
+//! - `segment.rs`: the file format (`encode.rs`: record bodies as JSON); `chain.rs`: the hash chain (SHA-256, or HMAC-SHA256
 //!   under a key).
 //! - `verify.rs`: [`verify`] walks every segment and names the first bad record.
 //! - `read.rs`: [`read_records`] and [`Filter`], behind `testudo audit tail` and `export`.
@@ -20,6 +20,7 @@
 //! as plain bytes.
 
 mod chain;
+mod encode;
 mod event;
 mod read;
 mod segment;

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::chain::{Link, parse_link};
+use crate::encode::Body;
 
 /// The longest line a reader accepts; real records are a few hundred bytes.
 pub const MAX_LINE: usize = 4 * 1024 * 1024;
@@ -61,18 +62,17 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// Writes the record `{"seq":…,"time":"…",<body's fields>}` into `out` (cleared first).
-/// `body` must serialize as a JSON object (both record enums are internally tagged);
+/// Writes the record `{"seq":…,"time":"…",<body's fields>}` into `out` (cleared first);
 /// `scratch` is reused between calls.
-pub fn encode_record<T: Serialize>(
+pub fn encode_record(
     out: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
     seq: u64,
     time: &str,
-    body: &T,
+    body: &dyn Body,
 ) -> io::Result<()> {
     scratch.clear();
-    serde_json::to_writer(&mut *scratch, body).map_err(io::Error::other)?;
+    body.write_json(scratch)?;
     let Some(fields) = scratch.strip_prefix(b"{") else {
         return Err(io::Error::other("an audit record must be a JSON object"));
     };

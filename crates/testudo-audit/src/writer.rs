@@ -34,9 +34,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
-
 use crate::chain::{Chain, GENESIS, Link, hex, hex_link};
+use crate::encode::Body;
 use crate::event::AuditEvent;
 use crate::segment::{self, WriterRecord};
 use crate::sink::{AuditSink, SinkStats};
@@ -442,7 +441,7 @@ impl State {
         }
     }
 
-    fn append<T: Serialize>(&mut self, time_us: u64, body: &T) -> io::Result<()> {
+    fn append(&mut self, time_us: u64, body: &dyn Body) -> io::Result<()> {
         let time = self.time.at(time_us);
         segment::encode_record(
             &mut self.record,
