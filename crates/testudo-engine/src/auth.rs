@@ -58,6 +58,11 @@ impl AuthCache {
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Moves on every committed change to keys, tokens, credentials or databases.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
     fn get(&self, key: &[u8; 32]) -> Option<Scope> {
         let epoch = self.epoch.load(Ordering::SeqCst);
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());

@@ -15,6 +15,7 @@ mod gate;
 mod ids;
 mod index;
 mod keys;
+mod limits;
 mod mask;
 mod materialize;
 mod reclaim;
@@ -103,6 +104,7 @@ pub struct EngineShared {
     /// Access providers' key sets, by `jwks_uri`.
     pub(crate) jwks: testudo_auth::jwt::JwksCache,
     pub(crate) jwt: JwtOptions,
+    pub(crate) limiter: limits::Limiter,
 }
 
 pub struct Engine {
@@ -157,6 +159,7 @@ impl Engine {
             audit: options.audit.clone(),
             jwks,
             jwt: options.jwt,
+            limiter: limits::Limiter::default(),
         });
         index::build::resume_pending(&shared, DbId::ROOT)?;
         Ok(Engine { shared })
@@ -177,7 +180,24 @@ impl Engine {
 
     /// Runs one query as one transaction. Blocking: call it from a blocking thread.
     pub fn query(&self, scope: &Scope, request: QueryRequest) -> QueryResponse {
-        runner::run(&self.shared, scope, request)
+        let shared = &self.shared;
+        let started = std::time::Instant::now();
+        let chain = match shared
+            .limiter
+            .chain(scope.db, shared.auth.epoch(), shared.kv.as_ref())
+        {
+            Ok(chain) => chain,
+            Err(e) => return runner::storage_failure(shared, started, &e),
+        };
+        let admission = match shared.limiter.admit(chain) {
+            Ok(admission) => admission,
+            Err(refusal) => return runner::rate_limited(shared, started, &refusal),
+        };
+        let response = runner::run(shared, scope, request);
+        if let Some(admission) = admission {
+            admission.settle(&response.stats);
+        }
+        response
     }
 
     /// Runs one reclamation pass now (the reclaimer also runs every minute by itself):

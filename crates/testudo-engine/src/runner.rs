@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use testudo_fql::Span;
 use testudo_fql::diagnostics::{self, Severity};
 use testudo_model::{Input, Output, Ts, input::RefKey};
-use testudo_storage::CommitError;
+use testudo_storage::{CommitError, KvError};
 
 use crate::api::{ErrorCode, Fragment, QueryError, QueryRequest, QueryResponse, Scope, Stats};
 use crate::audit;
@@ -406,6 +406,42 @@ fn storage_message(e: &testudo_storage::KvError) -> String {
 
 /// An error before any transaction ran: parse errors, bad placeholders, hopeless deadlines.
 /// It still reports a fresh transaction timestamp, as every query response does.
+/// The answer to a query a storage failure stopped before it began.
+pub fn storage_failure(shared: &EngineShared, started: Instant, e: &KvError) -> QueryResponse {
+    early_error(
+        shared,
+        started,
+        ErrorCode::Internal,
+        storage_message(e),
+        String::new(),
+    )
+}
+
+/// The answer to a query refused by a database's rate limits (nothing of it ran).
+pub fn rate_limited(
+    shared: &EngineShared,
+    started: Instant,
+    refusal: &crate::limits::Refusal,
+) -> QueryResponse {
+    let mut response = early_error(
+        shared,
+        started,
+        ErrorCode::LimitExceeded,
+        format!(
+            "Rate limit exceeded: database {} is over its `{}` limit. Retry later.",
+            refusal.db.0, refusal.limit
+        ),
+        String::new(),
+    );
+    let kind = match refusal.limit {
+        "read_ops_per_second" => "read",
+        "write_ops_per_second" => "write",
+        _ => "compute",
+    };
+    response.stats.rate_limits_hit = vec![kind];
+    response
+}
+
 fn early_error(
     shared: &EngineShared,
     started: Instant,

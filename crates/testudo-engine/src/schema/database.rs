@@ -17,6 +17,7 @@ const FIELDS: &[&str] = &[
     "data",
     "global_id",
     "password_policy",
+    "limits",
 ];
 
 /// Validates a database definition and returns its stored form for the child `id`.
@@ -82,6 +83,36 @@ pub fn validate(it: &mut Interp<'_>, def: &Object, id: DbId, verb: &str) -> R<Da
             format!("Expected Object, provided {}", other.type_name()),
         )),
     }
+    match def.get("limits") {
+        None | Some(Value::Null(_)) => {}
+        Some(Value::Object(l)) => {
+            for (k, v) in l.iter() {
+                let positive = matches!(v, Value::Int(n) if *n > 0)
+                    || matches!(v, Value::Double(d) if *d > 0.0 && d.is_finite());
+                let rate = crate::limits::RATE_FIELDS.contains(&k.as_str()) && positive;
+                let concurrency =
+                    k == crate::limits::CONCURRENCY_FIELD && matches!(v, Value::Int(n) if *n > 0);
+                if !(rate || concurrency) {
+                    failures.push(failure(
+                        "limits",
+                        format!(
+                            "Expected positive numbers for {} and a positive Int for `{}`; `{k}` is not one of them or not positive.",
+                            crate::limits::RATE_FIELDS
+                                .iter()
+                                .map(|f| format!("`{f}`"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            crate::limits::CONCURRENCY_FIELD
+                        ),
+                    ));
+                }
+            }
+        }
+        Some(other) => failures.push(failure(
+            "limits",
+            format!("Expected Object, provided {}", other.type_name()),
+        )),
+    }
     match def.get("data") {
         None | Some(Value::Null(_)) | Some(Value::Object(_)) => {}
         Some(other) => failures.push(failure(
@@ -111,6 +142,7 @@ pub fn validate(it: &mut Interp<'_>, def: &Object, id: DbId, verb: &str) -> R<Da
         "priority",
         "data",
         "password_policy",
+        "limits",
     ] {
         if let Some(v) = def.get(field).filter(|v| !v.is_null()) {
             stored.insert(field.to_string(), to_data(v)?);

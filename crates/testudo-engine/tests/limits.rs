@@ -1,0 +1,158 @@
+//! Per-database rate limits as a specification: a database over its budget gets
+//! `limit_exceeded` while its sibling keeps working; a tenant's children share the
+//! tenant's budget; concurrency is limited; limits change at the next query and are
+//! validated. (The latency effect on a quiet sibling is a benchmark, not a test.)
+
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
+mod common;
+
+use std::sync::Arc;
+use std::thread;
+
+use common::{ROOT, engine, fails, ok, q};
+
+fn scoped(db: &str) -> String {
+    format!("{ROOT}:{db}:admin")
+}
+
+/// Runs `n` trivial queries in `db`; how many were refused for a limit.
+fn refused(e: &testudo_engine::Engine, secret: &str, n: usize) -> usize {
+    (0..n)
+        .filter(|_| match q(e, secret, "1 + 1") {
+            Ok(_) => false,
+            Err(code) if code == "limit_exceeded" => true,
+            Err(other) => panic!("unexpected {other}"),
+        })
+        .count()
+}
+
+#[test]
+fn a_noisy_database_is_refused_over_its_rate_and_its_sibling_is_not() {
+    let e = engine();
+    ok(
+        &e,
+        ROOT,
+        "Database.create({ name: 'noisy', limits: { queries_per_second: 5 } }); \
+         Database.create({ name: 'quiet', limits: { queries_per_second: 1000 } })",
+    );
+    // The burst is one second of the rate: 200 queries in well under a second exceed it.
+    let noisy = refused(&e, &scoped("noisy"), 200);
+    assert!(noisy >= 150, "only {noisy} refused");
+    assert_eq!(refused(&e, &scoped("quiet"), 200), 0);
+    // The root database has no limits.
+    assert_eq!(refused(&e, ROOT, 200), 0);
+}
+
+#[test]
+fn children_share_their_ancestors_budget() {
+    let e = engine();
+    ok(
+        &e,
+        ROOT,
+        "Database.create({ name: 'tenant', limits: { queries_per_second: 10 } })",
+    );
+    ok(&e, &scoped("tenant"), "Database.create({ name: 'app' })");
+    let refused_in_child = refused(&e, &format!("{ROOT}:tenant/app:admin"), 100);
+    assert!(refused_in_child >= 80, "only {refused_in_child} refused");
+    // The tenant's own budget was spent by its child.
+    assert!(refused(&e, &scoped("tenant"), 10) >= 8);
+}
+
+#[test]
+fn an_ops_budget_in_debt_refuses_until_it_refills() {
+    let e = engine();
+    ok(
+        &e,
+        ROOT,
+        "Database.create({ name: 'reader', limits: { read_ops_per_second: 5 } })",
+    );
+    let db = scoped("reader");
+    ok(&e, &db, "Collection.create({ name: 'Item' })");
+    ok(
+        &e,
+        &db,
+        "Set.sequence(0, 100).forEach(i => Item.create({ i: i }))",
+    );
+    // One big read puts the bucket deep in debt; the next query is refused.
+    ok(&e, &db, "Item.all().toArray().length");
+    fails(&e, &db, "1", "limit_exceeded");
+}
+
+#[test]
+fn concurrent_queries_are_limited_per_database() {
+    let e = Arc::new(engine());
+    ok(
+        &e,
+        ROOT,
+        "Database.create({ name: 'narrow', limits: { concurrent_queries: 1 } })",
+    );
+    let db = scoped("narrow");
+    // Two slow queries at once: at most one runs at a time, so one of them is refused
+    // whenever they overlap; without overlap both succeed. Repeat until they overlap.
+    let mut saw_refusal = false;
+    for _ in 0..20 {
+        let results: Vec<_> = (0..2)
+            .map(|_| {
+                let e = e.clone();
+                let db = db.clone();
+                thread::spawn(move || {
+                    q(
+                        &e,
+                        &db,
+                        "Set.sequence(0, 20000).map(x => x * 2).fold(0, (a, b) => a + b)",
+                    )
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        for r in &results {
+            if let Err(code) = r {
+                assert_eq!(code, "limit_exceeded");
+                saw_refusal = true;
+            }
+        }
+        if saw_refusal {
+            break;
+        }
+    }
+    assert!(
+        saw_refusal,
+        "two overlapping queries never hit the limit of one"
+    );
+    // Sequential queries are never refused by a concurrency limit.
+    for _ in 0..5 {
+        ok(&e, &db, "1");
+    }
+}
+
+#[test]
+fn limits_take_effect_at_the_next_query_and_are_validated() {
+    let e = engine();
+    ok(&e, ROOT, "Database.create({ name: 'app' })");
+    assert_eq!(refused(&e, &scoped("app"), 50), 0);
+    ok(
+        &e,
+        ROOT,
+        "Database.byName('app')!.update({ limits: { queries_per_second: 2 } })",
+    );
+    assert!(refused(&e, &scoped("app"), 50) >= 40);
+    ok(&e, ROOT, "Database.byName('app')!.update({ limits: null })");
+    assert_eq!(refused(&e, &scoped("app"), 50), 0);
+    for bad in [
+        "{ queries_per_second: 0 }",
+        "{ queries_per_second: -1 }",
+        "{ concurrent_queries: 1.5 }",
+        "{ reads: 5 }",
+        "'fast'",
+    ] {
+        fails(
+            &e,
+            ROOT,
+            &format!("Database.byName('app')!.update({{ limits: {bad} }})"),
+            "constraint_failure",
+        );
+    }
+}
