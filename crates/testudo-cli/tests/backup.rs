@@ -2,6 +2,8 @@
 //! survive backup, verify and restore into a new data directory; damaged, truncated and
 //! misdirected restores are refused without writing anything.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test]: a failed unwrap is a failed test
+
 mod common;
 
 use std::path::{Path, PathBuf};
