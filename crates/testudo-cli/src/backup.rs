@@ -407,3 +407,70 @@ mod tests {
         assert!(parse_prefix("é0").is_err());
     }
 }
+
+/// Scheduled backups taken by a running `serve`.
+#[derive(Args)]
+pub struct ServeBackupArgs {
+    /// Take a backup of the whole store into this directory every `--backup-every`, keeping
+    /// the newest `--backup-keep` (encrypted when a master key is configured).
+    #[arg(long, value_name = "DIR")]
+    backup_dir: Option<PathBuf>,
+
+    /// How often to take a scheduled backup (`30m`, `6h`, `1d`).
+    #[arg(
+        long,
+        value_name = "PERIOD",
+        default_value = "6h",
+        requires = "backup_dir"
+    )]
+    backup_every: String,
+
+    /// How many scheduled backups to keep (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 28, requires = "backup_dir")]
+    backup_keep: usize,
+}
+
+impl ServeBackupArgs {
+    /// Starts the backup schedule (`None` without `--backup-dir`). Refuses bad periods and
+    /// counts before the server listens.
+    pub fn start(
+        &self,
+        kv: std::sync::Arc<dyn testudo_storage::Kv>,
+        store_args: &StoreArgs,
+    ) -> Result<Option<testudo_backup::BackupScheduler>, CliError> {
+        let Some(dir) = &self.backup_dir else {
+            return Ok(None);
+        };
+        let every = testudo_backup::parse_period(&self.backup_every).ok_or_else(|| {
+            CliError::Refused(format!(
+                "--backup-every {}: expected a period such as 30m, 6h or 1d",
+                self.backup_every
+            ))
+        })?;
+        if self.backup_keep == 0 {
+            return Err(CliError::Refused("--backup-keep must be at least 1".into()));
+        }
+        std::fs::create_dir_all(dir).map_err(|err| {
+            CliError::Failed(format!("could not create {}: {err}", dir.display()))
+        })?;
+        let master = store::master_key(store_args)?.map(std::sync::Arc::new);
+        let scheduler = testudo_backup::BackupScheduler::start(
+            kv,
+            testudo_backup::ScheduleConfig {
+                dir: dir.clone(),
+                every,
+                keep: self.backup_keep,
+                prefixes: Vec::new(),
+                master,
+            },
+        )
+        .map_err(backup_error)?;
+        tracing::info!(
+            dir = %dir.display(),
+            every = %self.backup_every,
+            keep = self.backup_keep,
+            "scheduled backups are on"
+        );
+        Ok(Some(scheduler))
+    }
+}

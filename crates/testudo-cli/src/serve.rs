@@ -92,6 +92,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     jwt: JwtArgs,
 
+    /// Scheduled backups.
+    #[command(flatten)]
+    backup: Box<crate::backup::ServeBackupArgs>,
+
     /// The audit log, /metrics and the slow-query log.
     #[command(flatten)]
     monitoring: Box<crate::audit::ServeMonitoringArgs>,
@@ -181,6 +185,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         audit: monitoring.audit_sink(),
     };
     let kv = store::open(&args.data_dir, &args.store, args.dev)?;
+    let backups = args.backup.start(Arc::clone(&kv), &args.store)?;
     let engine = Engine::open_with(kv, EngineConfig { root_secret }, options)
         .map_err(|err| CliError::Failed(format!("could not open the database: {err}")))?;
     let engine = Arc::new(engine);
@@ -211,6 +216,11 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
             testudo_server::serve_tls(listener, engine_ref, config, tls, signals.recv()).await
         }
     };
+    if let Some(backups) = backups {
+        // A backup in progress is cancelled (its temporary file removed) before the store
+        // closes.
+        backups.stop();
+    }
     let closed = engine.close();
     monitoring.close();
     served.map_err(|err| CliError::Failed(format!("the server failed: {err}")))?;

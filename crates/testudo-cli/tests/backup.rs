@@ -206,3 +206,61 @@ fn a_damaged_or_truncated_backup_is_refused_and_nothing_is_restored() {
         Some(2)
     );
 }
+
+#[tokio::test]
+async fn serve_takes_scheduled_backups_that_verify_and_keeps_only_the_newest() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let backups = root.path().join("scheduled");
+    let mut server = TestServer::start(
+        &data,
+        &[
+            "--dev",
+            "--backup-dir",
+            path(&backups),
+            "--backup-every",
+            "1s",
+            "--backup-keep",
+            "2",
+        ],
+        &[],
+    );
+    assert_eq!(
+        server
+            .query("Collection.create({ name: 'Books' })")
+            .await
+            .status,
+        200
+    );
+    // Bounded wait for at least three runs (so retention has had to prune).
+    let complete = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "tbk"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut runs_seen = std::collections::BTreeSet::new();
+    for _ in 0..600 {
+        runs_seen.extend(complete(&backups));
+        if runs_seen.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        runs_seen.len() >= 3,
+        "scheduled backups seen: {runs_seen:?}"
+    );
+    server.terminate();
+    assert!(server.wait_exit().success());
+    let kept = complete(&backups);
+    assert!(!kept.is_empty() && kept.len() <= 2, "kept: {kept:?}");
+    for file in kept {
+        let verified = testudo(&["backup", "verify", path(&file)]);
+        assert!(verified.status.success(), "{}", text(&verified.stderr));
+    }
+}
