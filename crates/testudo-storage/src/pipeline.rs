@@ -343,11 +343,14 @@ fn commit_batch<B: Backend>(shared: &Shared<B>, window: &mut ConflictWindow, bat
 
     match result {
         Ok(wrote) => {
+            // Publish first: a `begin` that has seen the new `last_commit_ts` must get a
+            // timestamp above it, which holds only once the batch is no longer in flight
+            // (in flight, reads are kept below the batch's first timestamp).
+            shared.clock.publish(flush);
             if wrote {
                 shared.last_commit.store(last.0, Ordering::Release);
                 stats.batches.fetch_add(1, Ordering::Relaxed);
             }
-            shared.clock.publish(flush);
             stats.commits.fetch_add(count, Ordering::Relaxed);
             for (request, ts) in accepted.into_iter().zip(first.0..) {
                 let mut request = request;
