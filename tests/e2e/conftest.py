@@ -16,7 +16,7 @@ import pytest
 from fauna import fql
 from fauna.client import Client
 
-LISTENING = re.compile(r"testudo listening on (http://\S+)")
+LISTENING = re.compile(r"testudo listening on (https?://\S+)")
 
 
 class Server:

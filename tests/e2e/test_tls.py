@@ -8,13 +8,11 @@ CA either through its HTTP client's SSL context or, for its default client, thro
 `SSL_CERT_FILE` (httpx reads it when the client is created).
 """
 import os
-import re
 import shutil
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import uuid
 
 import httpx
@@ -24,8 +22,7 @@ from fauna.client import Client
 from fauna.errors import NetworkError
 from fauna.http import HTTPXClient
 
-LISTENING = re.compile(r"testudo listening on (https://\S+)")
-
+from conftest import Server
 
 def openssl(*args, cwd):
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
@@ -54,44 +51,24 @@ def make_certificates(directory):
             cwd=directory)
 
 
-class TlsServer:
+class TlsServer(Server):
+    """The e2e server (conftest.Server) with a certificate from a CA made for the module."""
+
     def __init__(self, binary):
-        self.dir = tempfile.mkdtemp(prefix="testudo-e2e-tls-")
-        make_certificates(self.dir)
-        self.ca = os.path.join(self.dir, "ca.pem")
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--dev", "--listen", "127.0.0.1:0",
-             "--data-dir", os.path.join(self.dir, "data"),
-             "--tls-cert", os.path.join(self.dir, "server.pem"),
-             "--tls-key", os.path.join(self.dir, "server.key")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self.endpoint = None
-        ready = threading.Event()
-
-        def read_stdout():
-            for line in self.proc.stdout:
-                match = LISTENING.search(line)
-                if match and self.endpoint is None:
-                    self.endpoint = match.group(1)
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=read_stdout, daemon=True).start()
-        if not ready.wait(timeout=60) or self.endpoint is None:
+        self.cert_dir = tempfile.mkdtemp(prefix="testudo-e2e-tls-")
+        make_certificates(self.cert_dir)
+        self.ca = os.path.join(self.cert_dir, "ca.pem")
+        super().__init__(binary, [
+            "--tls-cert", os.path.join(self.cert_dir, "server.pem"),
+            "--tls-key", os.path.join(self.cert_dir, "server.key"),
+        ])
+        if not self.endpoint.startswith("https://"):
             self.stop()
-            raise RuntimeError("testudo did not report an https listening address")
+            raise RuntimeError(f"testudo listens on {self.endpoint}, not https")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().stop()
+        shutil.rmtree(self.cert_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
