@@ -187,6 +187,15 @@ fn an_index_covering_a_masked_field_is_refused_and_others_return_masked_document
         ok(&e, &server, r#"Employee.bySalary(9000).first()!.name"#),
         json!("ann")
     );
+    // A cursor over such an index, made by someone who may use it, is refused to staff too.
+    let page = ok(&e, &server, r#"Employee.byTeam("a").pageSize(1)"#);
+    let after = page["after"].as_str().unwrap();
+    fails(
+        &e,
+        &staff,
+        &format!(r#"Set.paginate("{after}")"#),
+        "permission_denied",
+    );
 }
 
 #[test]

@@ -463,6 +463,9 @@ impl IndexScan {
     }
 
     fn fill(&mut self, it: &mut Interp<'_>) -> R<()> {
+        // Here, not where the set is made: a set continued from a cursor, or read inside a
+        // function running as another role, is checked under the privileges reading it.
+        it.check_index_masks(self.coll, &self.index)?;
         let mut range = match &self.range {
             Some(r) => r.clone(),
             None => {

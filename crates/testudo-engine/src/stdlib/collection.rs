@@ -408,7 +408,6 @@ pub fn index_call(
             ),
         );
     }
-    it.check_index_masks(coll, &index)?;
     let n = index.terms.len();
     let arity = if index.values.is_empty() {
         exactly(n)
