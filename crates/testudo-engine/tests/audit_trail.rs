@@ -12,23 +12,14 @@ use std::sync::Arc;
 
 use common::{ROOT, ok, q, secret_of};
 use testudo_audit::{AuditEvent, CredentialRef, MemorySink};
-use testudo_auth::SecretHash;
-use testudo_engine::{Engine, EngineConfig, EngineOptions};
-use testudo_storage::LocalKv;
+use testudo_engine::{Engine, EngineOptions};
 
 fn audited() -> (Engine, Arc<MemorySink>) {
     let sink = Arc::new(MemorySink::new());
-    let engine = Engine::open_with(
-        Arc::new(LocalKv::in_memory().unwrap()),
-        EngineConfig {
-            root_secret: SecretHash::of(ROOT),
-        },
-        EngineOptions {
-            audit: Some(sink.clone()),
-            ..EngineOptions::default()
-        },
-    )
-    .unwrap();
+    let engine = common::engine_with(EngineOptions {
+        audit: Some(sink.clone()),
+        ..EngineOptions::default()
+    });
     (engine, sink)
 }
 

@@ -11,7 +11,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -20,9 +19,7 @@ use common::{ROOT, fails, ok, q};
 use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
-use testudo_auth::SecretHash;
-use testudo_engine::{Engine, EngineConfig, EngineOptions, JwtOptions};
-use testudo_storage::LocalKv;
+use testudo_engine::{Engine, EngineOptions, JwtOptions};
 
 const ISSUER: &str = "https://idp.example.com";
 
@@ -38,18 +35,13 @@ fn now() -> u64 {
 }
 
 fn jwt_engine() -> Engine {
-    let kv = Arc::new(LocalKv::in_memory().unwrap());
-    let options = EngineOptions {
+    common::engine_with(EngineOptions {
         jwt: JwtOptions {
             jwks_file_root: Some(keys_dir().canonicalize().unwrap()),
             ..JwtOptions::default()
         },
         ..EngineOptions::default()
-    };
-    let config = EngineConfig {
-        root_secret: SecretHash::of(ROOT),
-    };
-    Engine::open_with(kv, config, options).unwrap()
+    })
 }
 
 fn pem_der(name: &str) -> Vec<u8> {

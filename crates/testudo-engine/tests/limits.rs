@@ -10,11 +10,7 @@ mod common;
 use std::sync::Arc;
 use std::thread;
 
-use common::{ROOT, engine, fails, ok, q};
-
-fn scoped(db: &str) -> String {
-    format!("{ROOT}:{db}:admin")
-}
+use common::{ROOT, engine, fails, ok, q, scoped};
 
 /// Runs `n` trivial queries in `db`; how many were refused for a limit.
 fn refused(e: &testudo_engine::Engine, secret: &str, n: usize) -> usize {

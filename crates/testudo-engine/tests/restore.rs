@@ -6,12 +6,8 @@
 
 mod common;
 
-use common::{ROOT, engine, fails, ok, q, secret_of};
+use common::{ROOT, engine, fails, ok, q, scoped, secret_of};
 use serde_json::json;
-
-fn scoped(db: &str) -> String {
-    format!("{ROOT}:{db}:admin")
-}
 
 #[test]
 fn a_bad_deployment_that_deleted_documents_is_undone_by_restoring_the_time_before_it() {

@@ -9,21 +9,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use testudo_auth::SecretHash;
-use testudo_engine::{Engine, EngineConfig, Fragment, QueryRequest};
+use testudo_engine::{Engine, EngineConfig, EngineOptions, Fragment, QueryRequest};
 use testudo_model::json::{Format, encode};
 use testudo_storage::LocalKv;
 
 pub const ROOT: &str = "root-secret";
 
 pub fn engine() -> Engine {
+    engine_with(EngineOptions::default())
+}
+
+/// [`engine`] with non-default options.
+pub fn engine_with(options: EngineOptions) -> Engine {
     let kv = Arc::new(LocalKv::in_memory().unwrap());
-    Engine::open(
-        kv,
-        EngineConfig {
-            root_secret: SecretHash::of(ROOT),
-        },
-    )
-    .unwrap()
+    let config = EngineConfig {
+        root_secret: SecretHash::of(ROOT),
+    };
+    Engine::open_with(kv, config, options).unwrap()
 }
 
 /// Runs `fql` as `bearer`: `Ok(data as simple JSON)`, or `Err(error code)`, or
@@ -70,4 +72,9 @@ pub fn fails(engine: &Engine, bearer: &str, fql: &str, code: &str) {
 
 pub fn secret_of(v: &Json) -> String {
     v["secret"].as_str().unwrap().to_string()
+}
+
+/// The root secret scoped to the child database `db` as admin.
+pub fn scoped(db: &str) -> String {
+    format!("{ROOT}:{db}:admin")
 }
