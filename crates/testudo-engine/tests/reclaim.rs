@@ -4,13 +4,13 @@
 
 #![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
 
+mod common;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use testudo_auth::SecretHash;
-use testudo_engine::{Engine, EngineConfig, Fragment, QueryRequest, QueryResponse, Scope};
-use testudo_model::DbId;
-use testudo_model::json::{Format, encode};
+use testudo_engine::{Engine, EngineConfig, QueryResponse};
 use testudo_storage::LocalKv;
 
 fn engine() -> Engine {
@@ -25,31 +25,11 @@ fn engine() -> Engine {
 }
 
 fn run(engine: &Engine, fql: &str) -> QueryResponse {
-    let request = QueryRequest {
-        fragments: vec![Fragment::Text(fql.to_string())],
-        arguments: Vec::new(),
-        format: Format::Tagged,
-        typecheck: None,
-        linearized: false,
-        deadline: Instant::now() + Duration::from_secs(60),
-        timeout: Duration::from_secs(60),
-        max_contention_retries: 5,
-        last_txn_ts: None,
-        client: None,
-    };
-    engine.query(&Scope::admin(DbId::ROOT), request)
+    common::run_admin(engine, fql)
 }
 
 fn ok(engine: &Engine, fql: &str) -> String {
-    let r = run(engine, fql);
-    match r.outcome {
-        Ok(out) => {
-            let mut buf = Vec::new();
-            encode(&out, Format::Tagged, r.txn_ts, &mut buf);
-            String::from_utf8(buf).unwrap()
-        }
-        Err(e) => panic!("{fql}: {} {}", e.code.as_str(), e.message),
-    }
+    common::ok_tagged(engine, fql)
 }
 
 /// Reclaims with no minimum retention (so the test need not wait fifteen minutes).

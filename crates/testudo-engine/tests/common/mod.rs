@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use testudo_auth::SecretHash;
-use testudo_engine::{Engine, EngineConfig, EngineOptions, Fragment, QueryRequest};
+use testudo_engine::{
+    Engine, EngineConfig, EngineOptions, Fragment, QueryRequest, QueryResponse, Scope,
+};
+use testudo_model::DbId;
 use testudo_model::json::{Format, encode};
 use testudo_storage::LocalKv;
 
@@ -28,16 +31,12 @@ pub fn engine_with(options: EngineOptions) -> Engine {
     Engine::open_with(kv, config, options).unwrap()
 }
 
-/// Runs `fql` as `bearer`: `Ok(data as simple JSON)`, or `Err(error code)`, or
-/// `Err("unauthorized")` when the bearer does not authenticate.
-pub fn q(engine: &Engine, bearer: &str, fql: &str) -> Result<Json, String> {
-    let scope = engine
-        .authenticate(bearer)
-        .map_err(|_| "unauthorized".to_string())?;
-    let request = QueryRequest {
+/// A request for `fql` answered in `format`, with a minute to run.
+pub fn request(fql: &str, format: Format) -> QueryRequest {
+    QueryRequest {
         fragments: vec![Fragment::Text(fql.to_string())],
         arguments: Vec::new(),
-        format: Format::Simple,
+        format,
         typecheck: None,
         linearized: false,
         deadline: Instant::now() + Duration::from_secs(60),
@@ -45,8 +44,16 @@ pub fn q(engine: &Engine, bearer: &str, fql: &str) -> Result<Json, String> {
         max_contention_retries: 5,
         last_txn_ts: None,
         client: Some("192.0.2.7".parse().unwrap()),
-    };
-    let response = engine.query(&scope, request);
+    }
+}
+
+/// Runs `fql` as `bearer`: `Ok(data as simple JSON)`, or `Err(error code)`, or
+/// `Err("unauthorized")` when the bearer does not authenticate.
+pub fn q(engine: &Engine, bearer: &str, fql: &str) -> Result<Json, String> {
+    let scope = engine
+        .authenticate(bearer)
+        .map_err(|_| "unauthorized".to_string())?;
+    let response = engine.query(&scope, request(fql, Format::Simple));
     match response.outcome {
         Ok(out) => {
             let mut buf = Vec::new();
@@ -54,6 +61,24 @@ pub fn q(engine: &Engine, bearer: &str, fql: &str) -> Result<Json, String> {
             Ok(serde_json::from_slice(&buf).unwrap())
         }
         Err(e) => Err(e.code.as_str().to_string()),
+    }
+}
+
+/// Runs `fql` as the root database's admin, without a secret, answering in tagged format.
+pub fn run_admin(engine: &Engine, fql: &str) -> QueryResponse {
+    engine.query(&Scope::admin(DbId::ROOT), request(fql, Format::Tagged))
+}
+
+/// [`run_admin`] expecting success: the tagged JSON text of the answer.
+pub fn ok_tagged(engine: &Engine, fql: &str) -> String {
+    let r = run_admin(engine, fql);
+    match r.outcome {
+        Ok(out) => {
+            let mut buf = Vec::new();
+            encode(&out, Format::Tagged, r.txn_ts, &mut buf);
+            String::from_utf8(buf).unwrap()
+        }
+        Err(e) => panic!("{fql}: {} {}", e.code.as_str(), e.message),
     }
 }
 
