@@ -3,42 +3,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
-
-/// One `POST /query/1` over a fresh connection, in the simple format. Connection errors are
-/// returned, not panicked on: the server is killed while these are in flight.
-fn query(addr: SocketAddr, fql: &str) -> Result<(u16, serde_json::Value), String> {
-    let body = serde_json::json!({ "query": fql }).to_string();
-    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(|e| e.to_string())?;
-    let request = format!(
-        "POST /query/1 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer secret\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let text = String::from_utf8(raw).map_err(|e| e.to_string())?;
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("no status")?;
-    let json = serde_json::from_str(body).map_err(|e| format!("{e}: {body}"))?;
-    Ok((status, json))
-}
+use common::{TestServer, blocking_query as query};
 
 #[test]
 fn acknowledged_writes_survive_kill_9_and_each_query_is_all_or_nothing() {

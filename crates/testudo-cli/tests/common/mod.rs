@@ -339,3 +339,31 @@ impl TestResponse {
             .to_owned()
     }
 }
+
+/// One `POST /query/1` with the secret `secret` (as `--dev` sets it) over a fresh connection,
+/// without async, in the simple format. Connection errors are returned, not panicked on: the
+/// durability tests kill the server while these are in flight.
+pub fn blocking_query(addr: SocketAddr, fql: &str) -> Result<(u16, serde_json::Value), String> {
+    let body = serde_json::json!({ "query": fql }).to_string();
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "POST /query/1 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer secret\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    std::io::Write::write_all(&mut stream, request.as_bytes()).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8(raw).map_err(|e| e.to_string())?;
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status")?;
+    let json = serde_json::from_str(body).map_err(|e| format!("{e}: {body}"))?;
+    Ok((status, json))
+}
