@@ -36,6 +36,12 @@
 //! as `KvError::Corrupt("integrity check failed at block N …")`; redb then refuses further
 //! I/O on that store until it is reopened (its own policy after any I/O error).
 //!
+//! **Per-database keys.** On top of that, [`SealedKv`] (`sealed/`) seals each value under
+//! the data key of the database its key belongs to (keys in `dbkeys`, wrapped by the master
+//! key), so deleting a database can destroy its key (crypto-shredding). The bytes redb
+//! stores are then `1 ‖ nonce ‖ AES-256-GCM(value) ‖ tag` instead of the value; the layout
+//! above is otherwise unchanged.
+//!
 //! **Invariants:** every redb error is mapped to a [`KvError`] (`error.rs`); nothing here
 //! panics on the file's contents (a panic inside redb while opening a damaged file is caught
 //! and reported as `Corrupt`); after a crash, every acknowledged commit is present and no
@@ -55,12 +61,14 @@ mod error;
 mod format;
 pub mod keys;
 mod rotate;
+pub mod sealed;
 mod store;
 
 pub use backend::{DATA_FILE, RedbBackend, RedbView};
 pub use encrypted::{EncryptedFile, IntegrityError};
 pub use format::FORMAT_VERSION;
 pub use rotate::{RotationReport, rotate_data, rotate_master};
+pub use sealed::{DB_KEYS_FILE, DatabaseKeys, SealedKv, verify_db_keys};
 pub use store::{
     ENCRYPTED_DATA_FILE, MAX_REPORTED, StoreError, StoreKind, VerifyReport, open_encrypted_file,
     open_store, store_kind, verify_store,

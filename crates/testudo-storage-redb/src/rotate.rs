@@ -3,7 +3,7 @@
 //! - [`rotate_master`]: every keyring entry unwrapped with the old master key and wrapped with
 //!   the new one; the keyring is replaced atomically. No data is rewritten, and it works while
 //!   a server runs (the server holds its unwrapped keys; it needs the new master key the next
-//!   time it starts).
+//!   time it starts). The per-database keys in `dbkeys` are rewrapped the same way, first.
 //! - [`rotate_data`]: the data file re-encrypted under a fresh data key, **offline** (the
 //!   server must be stopped; the data file's lock says whether it is). The new key is added to
 //!   the keyring first; the file is re-sealed block by block into `data.enc.rotate` (blocks
@@ -103,6 +103,9 @@ pub fn rotate_master(dir: &Path, old: &MasterKey, new: &MasterKey) -> Result<(),
             new.fingerprint()
         )));
     }
+    // The per-database keys first: each of their lines names its own master key, so a
+    // rotation interrupted between the two files is finished by running it again.
+    crate::sealed::rewrap_db_keys(dir, old, new)?;
     keyring.rewrap(old, new)?.save(dir)?;
     Ok(())
 }
