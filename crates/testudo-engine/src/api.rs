@@ -53,6 +53,10 @@ pub struct Scope {
     pub token: Option<DocId>,
     /// What authenticated, for audit (never the secret itself).
     pub credential: Credential,
+    /// The database's path of names from the root (`""` is the root), resolved once when
+    /// the secret was authenticated (and cached with it), for audit records; `None` when
+    /// it could not be resolved.
+    pub path: Option<std::sync::Arc<str>>,
 }
 
 impl Scope {
@@ -64,6 +68,7 @@ impl Scope {
             identity: None,
             token: None,
             credential: Credential::Root,
+            path: (db == DbId::ROOT).then(crate::audit::root_path),
         }
     }
 }

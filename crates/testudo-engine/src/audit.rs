@@ -18,9 +18,57 @@ use testudo_audit::{
     Login, Mfa, Outcome,
 };
 use testudo_auth::{AuthEvent, EventSink};
-use testudo_model::{Data, Ts};
+use testudo_model::{Data, DbId, Ts};
+use testudo_storage::KvError;
 
 use crate::api::{Credential, Role, Scope};
+use crate::tenancy;
+use crate::txn::Txn;
+
+/// The root database's path (`""`), shared so a root scope costs no allocation.
+pub fn root_path() -> Arc<str> {
+    static ROOT: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
+    Arc::clone(&ROOT)
+}
+
+/// The path of names from the root to `db` (`""` for the root, `"app/tenant1"` for a
+/// grandchild), read at `txn`'s snapshot; `None` when `db` is not a live database (or its
+/// chain is deeper than databases may nest). Authentication calls it once per secret it
+/// caches, so audit records name the database without a storage read per query.
+pub fn database_path(txn: &mut Txn, db: DbId) -> Result<Option<Arc<str>>, KvError> {
+    if db == DbId::ROOT {
+        return Ok(Some(root_path()));
+    }
+    let mut names = Vec::new();
+    let mut cur = db;
+    for _ in 0..=tenancy::MAX_DEPTH {
+        let Some(parent) = tenancy::parent_of(txn, cur)? else {
+            return Ok(None);
+        };
+        let Some(fields) = tenancy::database_doc(txn, parent, cur)? else {
+            return Ok(None);
+        };
+        let Some(Data::String(name)) = fields.get("name") else {
+            return Ok(None);
+        };
+        names.push(name.clone());
+        if parent == DbId::ROOT {
+            names.reverse();
+            return Ok(Some(Arc::from(names.join("/"))));
+        }
+        cur = parent;
+    }
+    Ok(None)
+}
+
+/// The audit form of a scope's database: its id and, when authentication resolved it, its
+/// path.
+pub fn database_ref(scope: &Scope) -> DatabaseRef {
+    DatabaseRef {
+        id: scope.db.0,
+        path: scope.path.as_deref().map(str::to_owned),
+    }
+}
 
 /// The audit form of a scope's credential: kind and ids, a JWT's `iss` and `sub`.
 pub fn credential_ref(scope: &Scope) -> CredentialRef {
@@ -97,7 +145,7 @@ fn role_name(scope: &Scope) -> String {
 
 /// Hands a finished query's trail to the sink.
 pub fn record(sink: &dyn AuditSink, scope: &Scope, trail: Trail, ending: Ending) {
-    let database = DatabaseRef::id(scope.db.0);
+    let database = database_ref(scope);
     let credential = credential_ref(scope);
     let (failed, txn_ts) = match ending {
         Ending::Failed(code) => (Some(code), None),

@@ -159,6 +159,11 @@ pub fn authenticate(shared: &EngineShared, bearer: &str) -> Result<Scope, Unauth
             None => return Err(fail(shared, AuthFailure::IdentityGone)),
         }
     }
+    if scope.path.is_none() {
+        // Once per cached secret, so audit records name the database by path for free.
+        scope.path =
+            crate::audit::database_path(&mut txn, scope.db).map_err(|e| storage(shared, e))?;
+    }
     shared.auth.put(cache_key, scope.clone(), epoch, expires);
     Ok(scope)
 }
@@ -218,6 +223,7 @@ fn base_scope(
                 identity: None,
                 token: None,
                 credential: Credential::Key { db, id },
+                path: None,
             };
             Ok((scope, base_role, ttl))
         }
@@ -235,6 +241,7 @@ fn base_scope(
                 identity: Some((*identity_coll, *identity)),
                 token: Some(id),
                 credential: Credential::Token { db, id },
+                path: None,
             };
             Ok((scope, BaseRole::Token, ttl))
         }
@@ -284,6 +291,7 @@ fn narrow(
         identity,
         token: None,
         credential: base.credential,
+        path: None,
     })
 }
 
@@ -408,6 +416,7 @@ fn authenticate_jwt(shared: &EngineShared, token: &str) -> Result<(Scope, Time),
             db,
             provider: provider.id,
         },
+        path: crate::audit::database_path(&mut txn, db).unwrap_or(None),
     };
     Ok((scope, expires))
 }

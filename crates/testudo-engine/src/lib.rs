@@ -36,6 +36,7 @@ use testudo_storage::{CommitError, Kv, KvError, WriteSet};
 
 pub use api::*;
 pub use audit::credential_ref as audit_credential;
+pub use audit::database_ref as audit_database;
 pub use reclaim::{MIN_RETENTION, ReclaimStats};
 pub use runner::{MIN_TIMEOUT, PLACEHOLDER};
 

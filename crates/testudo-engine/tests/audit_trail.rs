@@ -171,3 +171,50 @@ fn failed_authentication_and_logins_are_recorded_without_secrets() {
         assert!(!text.contains(secret), "{secret} in the audit records");
     }
 }
+
+#[test]
+fn records_of_a_child_database_name_it_by_path_and_follow_a_rename() {
+    let (e, sink) = audited();
+    ok(&e, ROOT, "Database.create({ name: 'app' })");
+    ok(
+        &e,
+        "root-secret:app:admin",
+        "Database.create({ name: 'tenant1' })",
+    );
+    let tenant = "root-secret:app/tenant1:admin";
+    ok(&e, tenant, "Collection.create({ name: 'Books' })");
+    ok(
+        &e,
+        "root-secret:app:admin",
+        "Database.byName('tenant1')!.update({ name: 'tenant2' })",
+    );
+    ok(
+        &e,
+        "root-secret:app/tenant2:admin",
+        "Collection.create({ name: 'Films' })",
+    );
+    let paths: Vec<_> = sink
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            AuditEvent::Change(c) if c.object == "collection" => Some((c.name, c.database.path)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            ("Books".to_owned(), Some("app/tenant1".to_owned())),
+            ("Films".to_owned(), Some("app/tenant2".to_owned())),
+        ]
+    );
+    let root_changes: Vec<_> = sink
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            AuditEvent::Change(c) if c.name == "app" => Some(c.database.path),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(root_changes, vec![Some(String::new())]);
+}

@@ -25,6 +25,8 @@ pub struct RequestFacts {
     /// `ok` or the error code; `None` lets `dispatch` derive it from the status.
     pub outcome: Option<&'static str>,
     pub database: Option<u64>,
+    /// The database's path (`"app/tenant1"`), when authentication resolved it.
+    pub database_path: Option<std::sync::Arc<str>>,
     pub credential: Option<CredentialRef>,
     pub txn_ts: Option<u64>,
     pub query_hash: Option<String>,
@@ -42,6 +44,7 @@ impl RequestFacts {
     /// Records who the request authenticated as.
     pub fn authenticated(&mut self, scope: &Scope) {
         self.database = Some(scope.db.0);
+        self.database_path.clone_from(&scope.path);
         self.credential = Some(testudo_engine::audit_credential(scope));
     }
 }
@@ -119,8 +122,10 @@ pub fn answered(state: &AppState, done: Answered<'_>) {
         outcome: Outcome(outcome.to_owned()),
         duration_us: u64::try_from(done.elapsed.as_micros()).unwrap_or(u64::MAX),
         client: done.client,
-        // FIXME(lead): the database's path, when the engine can name it cheaply.
-        database: facts.database.map(DatabaseRef::id),
+        database: facts.database.map(|id| DatabaseRef {
+            id,
+            path: facts.database_path.as_deref().map(str::to_owned),
+        }),
         credential: facts.credential,
         txn_ts: facts.txn_ts,
         query_hash: facts.query_hash,
