@@ -39,6 +39,7 @@ pub use audit::credential_ref as audit_credential;
 pub use audit::database_ref as audit_database;
 pub use reclaim::{MIN_RETENTION, ReclaimStats};
 pub use runner::{MIN_TIMEOUT, PLACEHOLDER};
+pub use tenancy::DatabaseKeyring;
 
 /// The stack a thread running [`Engine::query`] needs. Evaluation recurses (bounded by the
 /// engine's depth limits); this leaves a wide margin over the deepest legal query measured
@@ -82,6 +83,9 @@ impl Default for JwtOptions {
 #[derive(Clone, Debug, Default)]
 pub struct EngineOptions {
     pub jwt: JwtOptions,
+    /// Per-database data keys (crypto-shredding): destroyed when their database is deleted
+    /// (none: the store has no per-database keys).
+    pub database_keys: Option<Arc<dyn DatabaseKeyring>>,
     /// Where security decisions and authentication events are recorded (none: only the
     /// tracing log).
     pub audit: Option<Arc<dyn testudo_audit::AuditSink>>,
@@ -106,6 +110,7 @@ pub struct EngineShared {
     pub(crate) jwks: testudo_auth::jwt::JwksCache,
     pub(crate) jwt: JwtOptions,
     pub(crate) limiter: limits::Limiter,
+    pub(crate) database_keys: Option<Arc<dyn DatabaseKeyring>>,
 }
 
 pub struct Engine {
@@ -135,6 +140,10 @@ impl Engine {
         let jwks = auth::jwks_cache(&options.jwt)
             .map_err(|e| OpenError::Init(format!("cannot set up JWKS fetching: {e}")))?;
         let secrets = init_root(kv.as_ref())?;
+        if let Some(keyring) = &options.database_keys {
+            // Keys whose shredding failed (or whose database never committed) go now.
+            tenancy::sweep_keys(kv.as_ref(), keyring.as_ref())?;
+        }
         let cursor_key = set::cursor::CursorKey::new(&secrets.cursor_key)
             .ok_or_else(|| OpenError::Init("the cursor key is malformed".into()))?;
         let last_commit = kv.last_commit_ts();
@@ -161,6 +170,7 @@ impl Engine {
             jwks,
             jwt: options.jwt,
             limiter: limits::Limiter::default(),
+            database_keys: options.database_keys,
         });
         index::build::resume_pending(&shared, DbId::ROOT)?;
         Ok(Engine { shared })

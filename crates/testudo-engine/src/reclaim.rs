@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use testudo_model::codec::decode_doc;
 use testudo_model::{DbId, DocId, Ts};
-use testudo_storage::{CommitError, KeyRange, KvError, ScanOrder};
+use testudo_storage::{CommitError, KeyRange, Kv, KvError, ScanOrder};
 
 use crate::schema::CollectionDef;
 use crate::txn::Txn;
@@ -279,7 +279,7 @@ fn delete_garbage(shared: &EngineShared, db: DbId, horizon: Ts) -> Result<Reclai
     for (marker, _) in markers.entries {
         let mut empty = true;
         for range in keys::garbage_ranges(db, &marker) {
-            let (deleted, found) = tombstone_range(shared, range.clone())?;
+            let (deleted, found) = tombstone_range(shared.kv.as_ref(), range.clone())?;
             stats.garbage_keys_deleted += deleted;
             let pruned = prune_range(shared, range, horizon)?;
             empty &= !found && pruned.keys_scanned == 0;
@@ -297,13 +297,13 @@ fn delete_garbage(shared: &EngineShared, db: DbId, horizon: Ts) -> Result<Reclai
     Ok(stats)
 }
 
-/// Writes tombstones over every live key of `range`; returns how many, and whether any
-/// live key was found.
-fn tombstone_range(shared: &EngineShared, mut range: KeyRange) -> Result<(u64, bool), KvError> {
+/// Writes tombstones over every live key of `range` through `kv`; returns how many, and
+/// whether any live key was found.
+fn tombstone_range(kv: &dyn Kv, mut range: KeyRange) -> Result<(u64, bool), KvError> {
     let mut deleted = 0;
     let mut found = false;
     loop {
-        let mut txn = Txn::begin(shared.kv.as_ref())?;
+        let mut txn = Txn::begin(kv)?;
         let page = txn.scan(&range, ScanOrder::Ascending, EXPIRE_BATCH, None)?;
         let Some((last, _)) = page.entries.last() else {
             return Ok((deleted, found));
@@ -315,7 +315,7 @@ fn tombstone_range(shared: &EngineShared, mut range: KeyRange) -> Result<(u64, b
         for (key, _) in page.entries {
             txn.delete(key);
         }
-        match shared.kv.commit(txn.into_write_set(), None) {
+        match kv.commit(txn.into_write_set(), None) {
             Ok(_) => deleted += n,
             Err(CommitError::Conflict) | Err(CommitError::DeadlineExceeded) => {
                 return Ok((deleted, found));
@@ -345,6 +345,10 @@ fn delete_databases(shared: &EngineShared, horizon: Ts) -> Result<ReclaimStats, 
     }
     let registry = crate::tenancy::registry(&mut txn)?;
     drop(txn);
+    // With per-database keys, a deleted database's key is already destroyed: its keys are
+    // read (and tombstoned) through the store as stored, which never opens a value.
+    let raw = shared.database_keys.as_ref().map(|keys| keys.raw_kv());
+    let kv: &dyn Kv = raw.as_deref().unwrap_or(shared.kv.as_ref());
     for (marker, _) in markers.entries {
         let Some(dead) = keys::db_of_garbage_marker(&marker) else {
             continue;
@@ -362,7 +366,7 @@ fn delete_databases(shared: &EngineShared, horizon: Ts) -> Result<ReclaimStats, 
         }
         let mut empty = true;
         for db in &doomed {
-            let (deleted, found) = tombstone_range(shared, keys::db_range(*db))?;
+            let (deleted, found) = tombstone_range(kv, keys::db_range(*db))?;
             stats.garbage_keys_deleted += deleted;
             let pruned = prune_range(shared, keys::db_range(*db), horizon)?;
             empty &= !found && pruned.keys_scanned == 0;

@@ -130,6 +130,7 @@ pub fn run(shared: &EngineShared, scope: &Scope, req: QueryRequest) -> QueryResp
                 // since then must make it re-run.
                 it.txn.depend_on(crate::keys::schema_marker(scope.db));
                 let write_set = it.into_txn().into_write_set();
+                let deleted = crate::tenancy::deleted_databases(&write_set);
                 let commit = || {
                     shared
                         .kv
@@ -147,6 +148,11 @@ pub fn run(shared: &EngineShared, scope: &Scope, req: QueryRequest) -> QueryResp
                         if auth_changed {
                             // Before answering: the next request already sees the change.
                             shared.auth.invalidate();
+                        }
+                        if !deleted.is_empty() {
+                            // Before answering too: a deleted database's data is unreadable
+                            // once the client hears of the deletion.
+                            crate::tenancy::shred_keys(shared, &deleted);
                         }
                         for coll in builds {
                             shared.builder.request(scope.db, coll);

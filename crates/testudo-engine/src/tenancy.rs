@@ -6,11 +6,21 @@
 //! each child's parent. **Invariant:** a database is reachable only while its own document
 //! and every ancestor's exist, so deleting a database cuts off all its descendants in the
 //! same commit.
+//!
+//! With per-database data keys ([`DatabaseKeyring`]), the commit that deletes a database is
+//! followed, before the client is answered, by the destruction of the keys of that database
+//! and of every descendant (crypto-shredding); a destruction that fails is logged and done
+//! again by the sweep at the next start, which destroys every key of a database that is not
+//! reachable. **Invariant:** a key is destroyed only after a durable commit made its database
+//! unreachable, as checked on a snapshot taken after that commit.
+
+use std::sync::Arc;
 
 use testudo_model::codec::decode_doc;
 use testudo_model::{Data, DataMap, DbId, DocId};
-use testudo_storage::KvError;
+use testudo_storage::{Kv, KvError, WriteSet};
 
+use crate::EngineShared;
 use crate::keys;
 use crate::schema::{self, DATABASE};
 use crate::txn::Txn;
@@ -128,4 +138,110 @@ pub fn child_named(txn: &mut Txn, parent: DbId, name: &str) -> Result<Option<DbI
         .into_iter()
         .find(|(_, fields)| fields.get("name") == Some(&Data::String(name.to_string())))
         .map(|(id, _)| DbId(id.0)))
+}
+
+/// Per-database data keys kept outside the engine (see ARCHITECTURE.md, "Per-database keys").
+pub trait DatabaseKeyring: Send + Sync + std::fmt::Debug {
+    /// Destroys the keys of `dbs`, whose deletion has committed durably.
+    fn shred(&self, dbs: &[DbId]) -> Result<(), String>;
+    /// The databases that have a key.
+    fn databases(&self) -> Vec<DbId>;
+    /// The store with values as stored (still sealed): the reclaimer reads the keys of
+    /// deleted databases through it, since their values can no longer be opened.
+    fn raw_kv(&self) -> Arc<dyn Kv>;
+}
+
+/// The databases whose document `writes` deletes (candidates: [`shred_keys`] checks them).
+pub fn deleted_databases(writes: &WriteSet) -> Vec<DbId> {
+    let mut out = Vec::new();
+    for (key, value) in &writes.writes {
+        if value.is_some() || key.len() != 25 {
+            continue;
+        }
+        let (Some(parent), Some(child)) = (key.get(..8), key.get(17..25)) else {
+            continue;
+        };
+        let (Ok(parent), Ok(child)) = (<[u8; 8]>::try_from(parent), <[u8; 8]>::try_from(child))
+        else {
+            continue;
+        };
+        let (parent, child) = (u64::from_be_bytes(parent), u64::from_be_bytes(child));
+        if *key == keys::doc(DbId(parent), DATABASE, DocId(child)) {
+            out.push(DbId(child));
+        }
+    }
+    out
+}
+
+/// After a commit that deleted `candidates`: destroys the keys of those that are now
+/// unreachable and of all their descendants. Failures are logged; the sweep at the next
+/// start retries.
+pub fn shred_keys(shared: &EngineShared, candidates: &[DbId]) {
+    let Some(keyring) = &shared.database_keys else {
+        return;
+    };
+    let doomed = (|| {
+        let mut txn = Txn::begin(shared.kv.as_ref())?;
+        let mut doomed = Vec::new();
+        for db in candidates {
+            if !alive(&mut txn, *db)? {
+                doomed.push(*db);
+            }
+        }
+        let registry = registry(&mut txn)?;
+        let mut i = 0;
+        while let Some(&db) = doomed.get(i) {
+            doomed.extend(
+                registry
+                    .iter()
+                    .filter(|(_, parent)| *parent == db)
+                    .map(|(child, _)| *child),
+            );
+            i += 1;
+        }
+        Ok::<_, KvError>(doomed)
+    })();
+    let result = doomed
+        .map_err(|e| e.to_string())
+        .and_then(|doomed| keyring.shred(&doomed));
+    if let Err(e) = result {
+        tracing::error!(
+            error = %e,
+            "could not destroy the keys of deleted databases; retried at the next start"
+        );
+    }
+}
+
+/// Destroys the key of every database that is not reachable (run when the engine opens).
+pub fn sweep_keys(kv: &dyn Kv, keyring: &dyn DatabaseKeyring) -> Result<(), KvError> {
+    let keyed = keyring.databases();
+    if keyed.is_empty() {
+        return Ok(());
+    }
+    let mut txn = Txn::begin(kv)?;
+    let mut doomed = Vec::new();
+    for db in keyed {
+        if db != DbId::ROOT && !alive(&mut txn, db)? && !restoring(&mut txn, db)? {
+            doomed.push(db);
+        }
+    }
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(
+        databases = doomed.len(),
+        "destroying the keys of unreachable databases"
+    );
+    keyring
+        .shred(&doomed)
+        .map_err(|e| KvError::Io(format!("cannot destroy database keys: {e}")))
+}
+
+/// Is `db` being filled by a restore (its reclamation marker carries the restore's state; a
+/// deleted database's marker is empty)?
+fn restoring(txn: &mut Txn, db: DbId) -> Result<bool, KvError> {
+    Ok(txn
+        .get(&keys::db_garbage(db))?
+        .and_then(|r| r.value)
+        .is_some_and(|v| !v.is_empty()))
 }
