@@ -23,6 +23,7 @@ mod chain;
 mod encode;
 mod event;
 mod read;
+mod seal;
 mod segment;
 mod sink;
 mod time;
@@ -35,6 +36,7 @@ pub use event::{
     ElevatedCall, Login, Mfa, Ops, Outcome, RequestRecord, query_hash, query_hash_parts,
 };
 pub use read::{Filter, ReadError, ReadSummary, read_records, tail};
+pub use seal::{AeadKey, SegmentKeys};
 pub use sink::{AuditSink, MemorySink, SinkStats};
 pub use time::{format_us, now_us, parse_since};
 pub use verify::{Problem, VerifyError, VerifyReport, verify};

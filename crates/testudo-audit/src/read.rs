@@ -6,8 +6,11 @@
 //! seals are bookkeeping and are left out; `dropped` and `retention` records are kept (a SIEM
 //! should see gaps).
 //!
+//! Encrypted segments are opened with the master key's [`SegmentKeys`]; without it they are
+//! refused ([`ReadError::KeyNeeded`]), never shown sealed.
+//!
 //! **Invariants:** never writes; lines bounded by `MAX_LINE`; output records are exactly the
-//! bytes that were hashed.
+//! bytes that were hashed (for an encrypted segment: that were sealed).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -16,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::seal::{self, AeadKey, SegmentKeys};
 use crate::segment;
 use crate::time::parse_rfc3339;
 
@@ -74,6 +78,19 @@ impl Filter {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    #[error(
+        "audit segment {segment} is encrypted: the master key it was written under is needed to read it"
+    )]
+    KeyNeeded { segment: u64 },
+    #[error(
+        "audit segment {segment} was encrypted under master key {written_under}, not under the \
+         key given ({given})"
+    )]
+    WrongKey {
+        segment: u64,
+        written_under: String,
+        given: String,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -97,11 +114,36 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ReadError + '_ {
     }
 }
 
-/// Calls `each` with every matching record of segment `number`, oldest first.
+/// The data key of an encrypted segment, from its start record. `Ok(None)` for a
+/// plaintext segment.
+fn segment_key(
+    number: u64,
+    start: &segment::Line,
+    keys: Option<&dyn SegmentKeys>,
+) -> Result<Option<AeadKey>, ReadError> {
+    let Some(wrapped) = start.str_field("data_key") else {
+        return Ok(None);
+    };
+    let Some(keys) = keys else {
+        return Err(ReadError::KeyNeeded { segment: number });
+    };
+    seal::decode_wrapped(wrapped)
+        .and_then(|wrapped| keys.open(&wrapped))
+        .map(Some)
+        .ok_or_else(|| ReadError::WrongKey {
+            segment: number,
+            written_under: start.str_field("key_id").unwrap_or("(unknown)").to_owned(),
+            given: keys.fingerprint(),
+        })
+}
+
+/// Calls `each` with every matching record of segment `number`, oldest first (opened, when
+/// the segment is encrypted).
 fn read_segment(
     dir: &Path,
     number: u64,
     filter: &Filter,
+    keys: Option<&dyn SegmentKeys>,
     summary: &mut ReadSummary,
     each: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<(), ReadError> {
@@ -109,6 +151,7 @@ fn read_segment(
     let file = File::open(&path).map_err(io_err(&path))?;
     let mut reader = BufReader::new(file);
     let mut buf = Vec::new();
+    let mut key = None;
     while segment::read_raw(&mut reader, &mut buf)
         .map_err(io_err(&path))?
         .is_some()
@@ -117,33 +160,64 @@ fn read_segment(
             summary.unreadable += 1;
             continue;
         };
-        if matches!(line.kind(), Some(segment::START | segment::SEAL)) {
-            continue;
-        }
-        if filter.matches(&line.json) {
-            summary.matched += 1;
-            each(&line.record).map_err(io_err(&path))?;
+        match line.kind() {
+            Some(segment::START) => {
+                key = segment_key(number, &line, keys)?;
+                continue;
+            }
+            Some(segment::SEAL) => continue,
+            Some(seal::SEALED) => {
+                let opened = match (&key, line.seq(), line.str_field("data")) {
+                    (Some(key), Some(seq), Some(data)) => seal::open(key, seq, data),
+                    _ => None,
+                };
+                let Some(record) = opened else {
+                    summary.unreadable += 1;
+                    continue;
+                };
+                let Ok(json) = serde_json::from_slice::<Map<String, Value>>(&record) else {
+                    summary.unreadable += 1;
+                    continue;
+                };
+                if filter.matches(&json) {
+                    summary.matched += 1;
+                    each(&record).map_err(io_err(&path))?;
+                }
+            }
+            _ => {
+                if filter.matches(&line.json) {
+                    summary.matched += 1;
+                    each(&line.record).map_err(io_err(&path))?;
+                }
+            }
         }
     }
     Ok(())
 }
 
-/// Calls `each` with every matching record of the log, oldest first.
+/// Calls `each` with every matching record of the log, oldest first. Encrypted segments
+/// need `keys` (the master key they were written under).
 pub fn read_records(
     dir: &Path,
     filter: &Filter,
+    keys: Option<&dyn SegmentKeys>,
     mut each: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<ReadSummary, ReadError> {
     let mut summary = ReadSummary::default();
     for number in segment::list(dir).map_err(io_err(dir))? {
-        read_segment(dir, number, filter, &mut summary, &mut each)?;
+        read_segment(dir, number, filter, keys, &mut summary, &mut each)?;
     }
     Ok(summary)
 }
 
 /// The last `n` matching records, oldest first. Reads segments from the newest back until
 /// it has them.
-pub fn tail(dir: &Path, n: usize, filter: &Filter) -> Result<Vec<Vec<u8>>, ReadError> {
+pub fn tail(
+    dir: &Path,
+    n: usize,
+    filter: &Filter,
+    keys: Option<&dyn SegmentKeys>,
+) -> Result<Vec<Vec<u8>>, ReadError> {
     let mut out: VecDeque<Vec<u8>> = VecDeque::new();
     let mut summary = ReadSummary::default();
     for number in segment::list(dir).map_err(io_err(dir))?.into_iter().rev() {
@@ -151,7 +225,7 @@ pub fn tail(dir: &Path, n: usize, filter: &Filter) -> Result<Vec<Vec<u8>>, ReadE
             break;
         }
         let mut these = VecDeque::new();
-        read_segment(dir, number, filter, &mut summary, &mut |record| {
+        read_segment(dir, number, filter, keys, &mut summary, &mut |record| {
             these.push_back(record.to_vec());
             if these.len() > n {
                 these.pop_front();

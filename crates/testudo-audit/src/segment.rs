@@ -38,6 +38,15 @@ pub enum WriterRecord {
         chain: &'static str,
         /// Hex of the link this segment continues from.
         previous: String,
+        /// `"aes-256-gcm"` when the segment's events are sealed (`seal.rs`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        encryption: Option<&'static str>,
+        /// The master key's fingerprint, when encrypted.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key_id: Option<String>,
+        /// The segment's data key wrapped by the master key (base64), when encrypted.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data_key: Option<String>,
     },
     Seal {
         segment: u64,
@@ -139,6 +148,10 @@ impl Line {
 
     pub fn u64_field(&self, name: &str) -> Option<u64> {
         self.json.get(name).and_then(serde_json::Value::as_u64)
+    }
+
+    pub fn str_field(&self, name: &str) -> Option<&str> {
+        self.json.get(name).and_then(serde_json::Value::as_str)
     }
 
     pub fn link_field(&self, name: &str) -> Option<Link> {

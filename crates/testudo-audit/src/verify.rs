@@ -10,6 +10,10 @@
 //! records of the open segment cut off at a line boundary (there is no later record to
 //! notice): seal the segment (stop the server, or rotate) before relying on its end.
 //!
+//! Encrypted segments (`seal.rs`): the chain links the sealed lines, so all of the above holds
+//! without the master key; with it, every sealed record must also open under its segment's
+//! data key with its own `seq`, which authenticates each record's content and position.
+//!
 //! **Invariants:** `verify` never writes; it reads each line bounded by `MAX_LINE`; it
 //! stops at the first problem and names it by segment number and record number (1-based
 //! line within the segment).
@@ -19,6 +23,7 @@ use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
 use crate::chain::{Chain, GENESIS, Link, hex};
+use crate::seal::{self, AeadKey, SegmentKeys};
 use crate::segment::{self, LineError};
 
 /// A verified log.
@@ -35,6 +40,11 @@ pub struct VerifyReport {
     /// The newest segment is not sealed (the server is running, or stopped uncleanly and
     /// has not started since).
     pub last_open: bool,
+    /// Segments whose events are encrypted.
+    pub encrypted_segments: u64,
+    /// Encrypted records opened and authenticated with the master key (0 without it: then
+    /// only their order and completeness were checked).
+    pub opened_records: u64,
 }
 
 /// The first record that does not fit.
@@ -66,6 +76,15 @@ pub enum VerifyError {
     Broken(Problem),
     #[error("segment {segment} is chained with HMAC-SHA256: the key is needed to verify it")]
     KeyNeeded { segment: u64 },
+    #[error(
+        "segment {segment} was encrypted under master key {written_under}, not under the key \
+         given ({given})"
+    )]
+    WrongKey {
+        segment: u64,
+        written_under: String,
+        given: String,
+    },
     #[error("no audit segments in {0}")]
     Empty(PathBuf),
     #[error("{path}: {source}")]
@@ -84,8 +103,14 @@ fn broken(segment: u64, record: u64, reason: impl Into<String>) -> VerifyError {
     })
 }
 
-/// Verifies the log in `dir`. `key` is needed for segments written with one.
-pub fn verify(dir: &Path, key: Option<&[u8; 32]>) -> Result<VerifyReport, VerifyError> {
+/// Verifies the log in `dir`. `key` (the chain's HMAC key) is needed for segments written
+/// with one. With `keys` (the master key), every record of an encrypted segment is also
+/// opened and authenticated; without, encrypted segments are checked as a chain only.
+pub fn verify(
+    dir: &Path,
+    key: Option<&[u8; 32]>,
+    keys: Option<&dyn SegmentKeys>,
+) -> Result<VerifyReport, VerifyError> {
     let io_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| VerifyError::Io { path, source }
@@ -96,6 +121,9 @@ pub fn verify(dir: &Path, key: Option<&[u8; 32]>) -> Result<VerifyReport, Verify
     };
     let mut walk = Walk {
         key,
+        keys,
+        encrypted: 0,
+        opened: 0,
         previous_end: None,
         expected_seq: None,
         removed_through: 0,
@@ -147,6 +175,8 @@ pub fn verify(dir: &Path, key: Option<&[u8; 32]>) -> Result<VerifyReport, Verify
         keyed_segments: walk.keyed,
         unkeyed_segments: walk.unkeyed,
         last_open: walk.last_open,
+        encrypted_segments: walk.encrypted,
+        opened_records: walk.opened,
     })
 }
 
@@ -169,6 +199,9 @@ impl From<VerifyError> for WalkError {
 
 struct Walk<'k> {
     key: Option<&'k [u8; 32]>,
+    keys: Option<&'k dyn SegmentKeys>,
+    encrypted: u64,
+    opened: u64,
     /// The last link of the previous segment.
     previous_end: Option<Link>,
     expected_seq: Option<u64>,
@@ -191,6 +224,8 @@ impl Walk<'_> {
         let mut chain = Chain::Sha256;
         let mut current = GENESIS;
         let mut sealed = false;
+        // `Some` for an encrypted segment; the inner key only when the master key was given.
+        let mut data_key: Option<Option<AeadKey>> = None;
         while segment::read_raw(reader, &mut buf)?.is_some() {
             record += 1;
             if sealed {
@@ -230,6 +265,48 @@ impl Walk<'_> {
             let Some(seq) = seq else {
                 return Err(broken(number, record, "no sequence number").into());
             };
+            if record == 1 {
+                // After the link check: a changed wrapped key is a broken chain, not a wrong
+                // master key.
+                data_key = self.data_key(number, &line)?;
+            }
+            if line.kind() == Some(seal::SEALED) {
+                match &data_key {
+                    None => {
+                        return Err(broken(
+                            number,
+                            record,
+                            "an encrypted record in a segment that has no data key",
+                        )
+                        .into());
+                    }
+                    Some(None) => {}
+                    Some(Some(key)) => {
+                        let opened = line
+                            .str_field("data")
+                            .and_then(|data| seal::open(key, seq, data))
+                            .and_then(|plain| {
+                                serde_json::from_slice::<
+                                        serde_json::Map<String, serde_json::Value>,
+                                    >(&plain)
+                                    .ok()
+                            });
+                        let fits = opened.is_some_and(|json| {
+                            json.get("seq").and_then(serde_json::Value::as_u64) == Some(seq)
+                        });
+                        if !fits {
+                            return Err(broken(
+                                number,
+                                record,
+                                "does not open under the segment's key: the encrypted record \
+                                 was changed",
+                            )
+                            .into());
+                        }
+                        self.opened += 1;
+                    }
+                }
+            }
             if let Some(expected) = self.expected_seq
                 && seq != expected
             {
@@ -284,6 +361,34 @@ impl Walk<'_> {
         }
         self.previous_end = Some(current);
         Ok(())
+    }
+
+    /// The data key of a segment from its (already chain-checked) start record: `None` for
+    /// a plaintext segment, `Some(None)` for an encrypted one when no master key was given.
+    fn data_key(
+        &mut self,
+        number: u64,
+        start: &segment::Line,
+    ) -> Result<Option<Option<AeadKey>>, WalkError> {
+        let Some(wrapped) = start.str_field("data_key") else {
+            return Ok(None);
+        };
+        self.encrypted += 1;
+        let Some(keys) = self.keys else {
+            return Ok(Some(None));
+        };
+        let Some(wrapped) = seal::decode_wrapped(wrapped) else {
+            return Err(broken(number, 1, "the wrapped data key is not base64").into());
+        };
+        match keys.open(&wrapped) {
+            Some(key) => Ok(Some(Some(key))),
+            None => Err(VerifyError::WrongKey {
+                segment: number,
+                written_under: start.str_field("key_id").unwrap_or("(unknown)").to_owned(),
+                given: keys.fingerprint(),
+            }
+            .into()),
+        }
     }
 
     /// Checks a segment's start record; returns its chain and the link it continues from.

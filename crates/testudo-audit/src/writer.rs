@@ -37,6 +37,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::chain::{Chain, GENESIS, Link, hex, hex_link};
 use crate::encode::Body;
 use crate::event::AuditEvent;
+use crate::seal::{self, AeadKey, SegmentKeys};
 use crate::segment::{self, WriterRecord};
 use crate::sink::{AuditSink, SinkStats};
 use crate::time::{TimeText, format_us, now_us};
@@ -74,6 +75,9 @@ pub struct WriterConfig {
     pub key: Option<[u8; 32]>,
     /// The longest time between `fsync`s while records arrive. Default 1 s.
     pub sync_interval: Duration,
+    /// With keys, every event is sealed under a fresh data key per segment (`seal.rs`).
+    /// Default: plaintext.
+    pub encryption: Option<Arc<dyn SegmentKeys>>,
 }
 
 impl std::fmt::Debug for WriterConfig {
@@ -87,6 +91,7 @@ impl std::fmt::Debug for WriterConfig {
             .field("keep_segments", &self.keep_segments)
             .field("keep_age", &self.keep_age)
             .field("keyed", &self.key.is_some())
+            .field("encrypted", &self.encryption.is_some())
             .finish()
     }
 }
@@ -103,6 +108,7 @@ impl WriterConfig {
             keep_age: None,
             key: None,
             sync_interval: Duration::from_secs(1),
+            encryption: None,
         }
     }
 }
@@ -274,6 +280,11 @@ struct State {
     keep_segments: Option<usize>,
     keep_age: Option<Duration>,
     sync_interval: Duration,
+    encryption: Option<Arc<dyn SegmentKeys>>,
+    /// The current segment's data key, when encrypted.
+    sealing: Option<AeadKey>,
+    /// Reused by sealing.
+    sealed: Vec<u8>,
     /// The link of the last record written.
     last: Link,
     /// The `seq` of the last record written.
@@ -317,6 +328,9 @@ impl State {
             keep_segments: config.keep_segments,
             keep_age: config.keep_age,
             sync_interval: config.sync_interval,
+            encryption: config.encryption.clone(),
+            sealing: None,
+            sealed: Vec::new(),
             last,
             seq,
             active,
@@ -389,7 +403,7 @@ impl State {
             Message::Event(event) => {
                 let (time_us, event) = *event;
                 counters.depth.fetch_sub(1, Ordering::Relaxed);
-                match self.append(time_us, &event) {
+                match self.append(time_us, &event, true) {
                     Ok(()) => {
                         counters.written.fetch_add(1, Ordering::Relaxed);
                     }
@@ -419,7 +433,7 @@ impl State {
     fn note_drops(&mut self, counters: &Counters) {
         let count = counters.unrecorded.swap(0, Ordering::Relaxed);
         if count > 0
-            && let Err(err) = self.append(now_us(), &WriterRecord::Dropped { count })
+            && let Err(err) = self.append(now_us(), &WriterRecord::Dropped { count }, false)
         {
             counters.write_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %err, "audit log: could not record dropped records");
@@ -441,15 +455,16 @@ impl State {
         }
     }
 
-    fn append(&mut self, time_us: u64, body: &dyn Body) -> io::Result<()> {
+    /// Appends one record; `secret` records (events) are sealed when the segment is
+    /// encrypted, bookkeeping records never are.
+    fn append(&mut self, time_us: u64, body: &dyn Body, secret: bool) -> io::Result<()> {
         let time = self.time.at(time_us);
-        segment::encode_record(
-            &mut self.record,
-            &mut self.scratch,
-            self.seq + 1,
-            time,
-            body,
-        )?;
+        let seq = self.seq + 1;
+        segment::encode_record(&mut self.record, &mut self.scratch, seq, time, body)?;
+        if secret && let Some(key) = &self.sealing {
+            seal::seal(key, seq, &self.record, &mut self.scratch, &mut self.sealed)?;
+            std::mem::swap(&mut self.record, &mut self.sealed);
+        }
         let link = self.chain.link(&self.last, &self.record);
         let file = &mut self.active.file;
         file.write_all(&hex_link(&link))?;
@@ -464,13 +479,31 @@ impl State {
         Ok(())
     }
 
+    /// Writes the current segment's start record; an encrypted log draws the segment's
+    /// fresh data key here (never reused: one key per segment).
     fn start_segment(&mut self) -> io::Result<()> {
+        self.sealing = None;
+        let (encryption, key_id, data_key) = match &self.encryption {
+            None => (None, None, None),
+            Some(keys) => {
+                let (key, wrapped) = keys.fresh()?;
+                self.sealing = Some(key);
+                (
+                    Some(seal::ALGORITHM),
+                    Some(keys.fingerprint()),
+                    Some(seal::encode_wrapped(&wrapped)),
+                )
+            }
+        };
         let start = WriterRecord::SegmentStart {
             segment: self.active.number,
             chain: self.chain.name(),
             previous: hex(&self.last),
+            encryption,
+            key_id,
+            data_key,
         };
-        self.append(now_us(), &start)
+        self.append(now_us(), &start, false)
     }
 
     fn seal(&mut self, reason: &'static str) -> io::Result<()> {
@@ -481,7 +514,7 @@ impl State {
             reason,
             truncated_bytes: 0,
         };
-        self.append(now_us(), &seal)
+        self.append(now_us(), &seal, false)
     }
 
     fn sync(&mut self) -> io::Result<()> {
@@ -536,6 +569,7 @@ impl State {
             &WriterRecord::Retention {
                 removed_through: through,
             },
+            false,
         )
     }
 }
@@ -663,7 +697,7 @@ mod tests {
         writer.close();
 
         let mut noted = 0;
-        read_records(dir.path(), &Filter::default(), |record| {
+        read_records(dir.path(), &Filter::default(), None, |record| {
             let json: serde_json::Value = serde_json::from_slice(record).unwrap();
             if json["kind"] == "dropped" {
                 noted += json["count"].as_u64().unwrap();
@@ -673,6 +707,138 @@ mod tests {
         .unwrap();
         assert_eq!(noted, dropped);
         assert_eq!(writer.stats().written + dropped, 5);
-        crate::verify::verify(dir.path(), None).unwrap();
+        crate::verify::verify(dir.path(), None, None).unwrap();
+    }
+
+    fn tagged(tag: &str) -> AuditEvent {
+        let AuditEvent::Request(mut record) = event() else {
+            unreachable!()
+        };
+        record.tags = Some(tag.to_owned());
+        AuditEvent::Request(record)
+    }
+
+    fn every_byte(dir: &Path) -> Vec<u8> {
+        let mut all = Vec::new();
+        for entry in fs::read_dir(dir).unwrap() {
+            all.extend(fs::read(entry.unwrap().path()).unwrap());
+        }
+        all
+    }
+
+    fn export(dir: &Path, keys: Option<&dyn SegmentKeys>) -> Result<Vec<String>, ReadError> {
+        let mut out = Vec::new();
+        read_records(dir, &Filter::default(), keys, |record| {
+            out.push(String::from_utf8(record.to_vec()).unwrap());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    use crate::read::ReadError;
+    use crate::seal::testing::RawKeys;
+    use crate::verify::{VerifyError, verify};
+
+    #[test]
+    fn an_encrypted_log_hides_its_records_and_opens_only_under_the_master_key() {
+        let marker = "marker-5d1c0e-never-in-the-files";
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Arc<dyn SegmentKeys> = Arc::new(RawKeys([9; 32]));
+        let mut config = WriterConfig::new(dir.path());
+        config.encryption = Some(Arc::clone(&keys));
+        // Small segments: several data keys, and records on both sides of a rotation.
+        config.segment_bytes = 600;
+        let writer = AuditWriter::open(config).unwrap();
+        for i in 0..10 {
+            writer.record(tagged(&format!("{marker}-{i}")));
+        }
+        writer.close();
+
+        let bytes = every_byte(dir.path());
+        assert!(!bytes.windows(marker.len()).any(|w| w == marker.as_bytes()));
+        assert!(!bytes.windows(9).any(|w| w == b"/query/1\""));
+
+        let records = export(dir.path(), Some(keys.as_ref())).unwrap();
+        assert_eq!(records.len(), 10);
+        for (i, record) in records.iter().enumerate() {
+            let json: serde_json::Value = serde_json::from_str(record).unwrap();
+            assert_eq!(json["kind"], "request");
+            assert_eq!(json["tags"], format!("{marker}-{i}"));
+        }
+
+        assert!(matches!(
+            export(dir.path(), None),
+            Err(ReadError::KeyNeeded { segment: 1 })
+        ));
+        let wrong = RawKeys([10; 32]);
+        assert!(matches!(
+            export(dir.path(), Some(&wrong)),
+            Err(ReadError::WrongKey { segment: 1, .. })
+        ));
+        assert!(matches!(
+            verify(dir.path(), None, Some(&wrong)),
+            Err(VerifyError::WrongKey { segment: 1, .. })
+        ));
+
+        let unopened = verify(dir.path(), None, None).unwrap();
+        assert!(unopened.segments > 1, "{unopened:?}");
+        assert_eq!(unopened.encrypted_segments, unopened.segments);
+        assert_eq!(unopened.opened_records, 0);
+        let opened = verify(dir.path(), None, Some(keys.as_ref())).unwrap();
+        assert_eq!(opened.opened_records, 10);
+    }
+
+    #[test]
+    fn a_changed_encrypted_record_fails_verification_with_or_without_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = RawKeys([3; 32]);
+        let mut config = WriterConfig::new(dir.path());
+        config.encryption = Some(Arc::new(RawKeys([3; 32])));
+        let writer = AuditWriter::open(config).unwrap();
+        writer.record(event());
+        writer.record(event());
+        writer.close();
+
+        let path = segment::path(dir.path(), 1);
+        let text = fs::read_to_string(&path).unwrap();
+        let at = text.find("\"data\":\"").unwrap() + 10;
+        let mut bytes = text.into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        fs::write(&path, &bytes).unwrap();
+        for keys in [None, Some(&keys as &dyn SegmentKeys)] {
+            match verify(dir.path(), None, keys) {
+                Err(VerifyError::Broken(problem)) => {
+                    assert_eq!((problem.segment, problem.record), (1, 2), "{problem}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_plaintext_log_continued_encrypted_reads_as_one_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = AuditWriter::open(WriterConfig::new(dir.path())).unwrap();
+        writer.record(tagged("before"));
+        writer.close();
+        let keys = RawKeys([4; 32]);
+        let mut config = WriterConfig::new(dir.path());
+        config.encryption = Some(Arc::new(RawKeys([4; 32])));
+        let writer = AuditWriter::open(config).unwrap();
+        writer.record(tagged("after"));
+        writer.close();
+
+        let records = export(dir.path(), Some(&keys)).unwrap();
+        let tags: Vec<String> = records
+            .iter()
+            .map(|r| serde_json::from_str::<serde_json::Value>(r).unwrap()["tags"].to_string())
+            .collect();
+        assert_eq!(tags, ["\"before\"", "\"after\""]);
+        let report = verify(dir.path(), None, Some(&keys)).unwrap();
+        assert_eq!((report.encrypted_segments, report.opened_records), (1, 1));
+        assert!(matches!(
+            export(dir.path(), None),
+            Err(ReadError::KeyNeeded { segment: 2 })
+        ));
     }
 }

@@ -94,7 +94,7 @@ fn fresh_log(n: u64) -> tempfile::TempDir {
 fn an_untouched_log_verifies_across_segments_and_restarts() {
     let dir = fresh_log(40);
     write_log(config(dir.path()), 10);
-    let report = verify(dir.path(), None).unwrap();
+    let report = verify(dir.path(), None, None).unwrap();
     assert!(report.segments >= 4, "{report:?}");
     assert_eq!(report.first_segment, 1);
     // 50 requests plus a start and a seal per segment.
@@ -109,7 +109,7 @@ fn an_edited_byte_is_pinned_to_its_record() {
     seg[3] = seg[3].replacen("\"status\":200", "\"status\":201", 1);
     seg[3] = seg[3].replacen("\"status\":400", "\"status\":401", 1);
     write_lines(dir.path(), 2, &seg);
-    let (segment, record, reason) = problem(verify(dir.path(), None));
+    let (segment, record, reason) = problem(verify(dir.path(), None, None));
     assert_eq!((segment, record), (2, 4));
     assert!(reason.contains("edited"), "{reason}");
 }
@@ -120,7 +120,7 @@ fn a_deleted_record_is_noticed_where_it_was() {
     let mut seg = lines(dir.path(), 2);
     seg.remove(2);
     write_lines(dir.path(), 2, &seg);
-    let (segment, record, reason) = problem(verify(dir.path(), None));
+    let (segment, record, reason) = problem(verify(dir.path(), None, None));
     assert_eq!((segment, record), (2, 3));
     assert!(reason.contains("out of place"), "{reason}");
 }
@@ -132,7 +132,7 @@ fn an_inserted_record_is_pinned() {
     let copy = seg[2].clone();
     seg.insert(4, copy);
     write_lines(dir.path(), 2, &seg);
-    assert_eq!(at(verify(dir.path(), None)), (2, 5));
+    assert_eq!(at(verify(dir.path(), None, None)), (2, 5));
 }
 
 #[test]
@@ -141,7 +141,7 @@ fn swapped_records_are_pinned_at_the_first_of_them() {
     let mut seg = lines(dir.path(), 3);
     seg.swap(2, 3);
     write_lines(dir.path(), 3, &seg);
-    let (segment, record, _) = problem(verify(dir.path(), None));
+    let (segment, record, _) = problem(verify(dir.path(), None, None));
     assert_eq!((segment, record), (3, 3));
 }
 
@@ -152,7 +152,7 @@ fn a_sealed_segment_cut_short_is_missing_its_seal() {
     let kept = seg.len() - 2;
     seg.truncate(kept);
     write_lines(dir.path(), 2, &seg);
-    let (segment, record, reason) = problem(verify(dir.path(), None));
+    let (segment, record, reason) = problem(verify(dir.path(), None, None));
     assert_eq!((segment, record), (2, kept as u64 + 1));
     assert!(reason.contains("seal"), "{reason}");
 }
@@ -170,7 +170,7 @@ fn a_segment_cut_mid_record_names_the_torn_record() {
         .unwrap()
         .0;
     fs::write(&path, &bytes[..second_newline + 20]).unwrap();
-    let (segment, record, reason) = problem(verify(dir.path(), None));
+    let (segment, record, reason) = problem(verify(dir.path(), None, None));
     assert_eq!((segment, record), (2, 3));
     assert!(reason.contains("incomplete"), "{reason}");
 }
@@ -179,17 +179,17 @@ fn a_segment_cut_mid_record_names_the_torn_record() {
 fn a_removed_or_reordered_segment_breaks_the_boundary() {
     let dir = fresh_log(60);
     fs::remove_file(segment(dir.path(), 3)).unwrap();
-    assert_eq!(problem(verify(dir.path(), None)).0, 3);
+    assert_eq!(problem(verify(dir.path(), None, None)).0, 3);
 
     let dir = fresh_log(60);
     fs::rename(segment(dir.path(), 2), dir.path().join("x")).unwrap();
     fs::rename(segment(dir.path(), 3), segment(dir.path(), 2)).unwrap();
     fs::rename(dir.path().join("x"), segment(dir.path(), 3)).unwrap();
-    assert_eq!(at(verify(dir.path(), None)), (2, 1));
+    assert_eq!(at(verify(dir.path(), None, None)), (2, 1));
 
     let dir = fresh_log(60);
     fs::remove_file(segment(dir.path(), 1)).unwrap();
-    let (segment, record, reason) = problem(verify(dir.path(), None));
+    let (segment, record, reason) = problem(verify(dir.path(), None, None));
     assert_eq!((segment, record), (1, 0));
     assert!(reason.contains("retention"), "{reason}");
 }
@@ -200,7 +200,7 @@ fn retention_keeps_the_newest_segments_and_the_log_still_verifies() {
     let mut config = config(dir.path());
     config.keep_segments = Some(3);
     write_log(config, 80);
-    let report = verify(dir.path(), None).unwrap();
+    let report = verify(dir.path(), None, None).unwrap();
     assert_eq!(report.segments, 3);
     assert!(report.first_segment > 1);
 }
@@ -212,11 +212,11 @@ fn a_keyed_log_needs_its_key() {
     config.key = Some([7; 32]);
     write_log(config, 10);
     assert!(matches!(
-        verify(dir.path(), None),
+        verify(dir.path(), None, None),
         Err(VerifyError::KeyNeeded { segment: 1 })
     ));
-    assert_eq!(at(verify(dir.path(), Some(&[8; 32]))), (1, 1));
-    let report = verify(dir.path(), Some(&[7; 32])).unwrap();
+    assert_eq!(at(verify(dir.path(), Some(&[8; 32]), None)), (1, 1));
+    let report = verify(dir.path(), Some(&[7; 32]), None).unwrap();
     assert_eq!(report.unkeyed_segments, 0);
     assert!(report.keyed_segments >= 1);
     let text: String = fs::read_dir(dir.path())
@@ -241,10 +241,10 @@ fn a_segment_left_open_by_a_crash_is_sealed_at_the_next_start() {
     text.push('\n');
     text.push_str(&torn);
     fs::write(segment(dir.path(), last), text).unwrap();
-    assert!(verify(dir.path(), None).is_err());
+    assert!(verify(dir.path(), None, None).is_err());
 
     write_log(config(dir.path()), 5);
-    let report = verify(dir.path(), None).unwrap();
+    let report = verify(dir.path(), None, None).unwrap();
     assert!(!report.last_open);
     let recovered = lines(dir.path(), last);
     let seal = recovered.last().unwrap();
@@ -276,7 +276,7 @@ fn records_given_after_close_are_counted_as_dropped() {
     writer.record(request(2, 0, "ok"));
     let stats = writer.stats();
     assert_eq!((stats.written, stats.dropped, stats.queue_depth), (1, 1, 0));
-    verify(dir.path(), None).unwrap();
+    verify(dir.path(), None, None).unwrap();
 }
 
 #[test]
@@ -302,7 +302,7 @@ fn export_filters_by_time_database_and_outcome() {
     writer.close();
     let collect = |filter: Filter| {
         let mut out = Vec::new();
-        read_records(dir.path(), &filter, |r| {
+        read_records(dir.path(), &filter, None, |r| {
             out.push(serde_json::from_slice::<serde_json::Value>(r).unwrap());
             Ok(())
         })
@@ -353,7 +353,7 @@ fn export_filters_by_time_database_and_outcome() {
     });
     assert_eq!(past.len(), all.len());
 
-    let last = tail(dir.path(), 2, &Filter::default()).unwrap();
+    let last = tail(dir.path(), 2, &Filter::default(), None).unwrap();
     assert_eq!(last.len(), 2);
     let last: serde_json::Value = serde_json::from_slice(&last[1]).unwrap();
     assert_eq!(last["kind"], "denied");
@@ -364,7 +364,7 @@ fn export_filters_by_time_database_and_outcome() {
 fn a_request_record_is_one_flat_json_object_without_the_query_text() {
     let dir = tempfile::tempdir().unwrap();
     write_log(config(dir.path()), 1);
-    let records = tail(dir.path(), 1, &Filter::default()).unwrap();
+    let records = tail(dir.path(), 1, &Filter::default(), None).unwrap();
     let text = String::from_utf8(records[0].clone()).unwrap();
     assert!(text.starts_with("{\"seq\":2,\"time\":\""), "{text}");
     assert!(text.contains("\"kind\":\"request\""), "{text}");

@@ -5,8 +5,15 @@
 //! (`segment S, record R: why`); `tail` and `export` print one JSON object per line on
 //! stdout, for people and for SIEMs.
 //!
+//! When the store is encrypted (a master key is given to `serve`), the audit log is too:
+//! each segment's events are sealed under a fresh data key wrapped by the master key
+//! (`testudo_audit`'s `seal.rs`). `verify` checks the chain without the master key and
+//! also opens every record with it; `tail` and `export` need it (the same
+//! `--master-key-file`, `TESTUDO_MASTER_KEY` or `--master-key-command` as `serve`).
+//!
 //! **Invariants:** these commands only read the log (they work on a copy, and on the
-//! directory of a running server); the key given with `--key-file` is never printed.
+//! directory of a running server); the key given with `--key-file` and the master key are
+//! never printed (only the master key's public fingerprint).
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -14,9 +21,44 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use testudo_audit::{Filter, VerifyError};
+use testudo_audit::{AeadKey, Filter, ReadError, SegmentKeys, VerifyError};
+use testudo_storage_redb::keys::{DataKey, MasterKey, WrappedKey};
 
-use crate::CliError;
+use crate::{CliError, store};
+
+/// What a wrapped audit data key is for: authenticated by the wrapping, so a store data key
+/// can never be passed off as an audit key or the reverse.
+const AUDIT_KEY_CONTEXT: &[u8] = b"testudo audit segment key v1";
+
+/// Audit segment keys wrapped by the operator's master key.
+pub struct MasterKeySegments(pub MasterKey);
+
+impl SegmentKeys for MasterKeySegments {
+    fn fresh(&self) -> io::Result<(AeadKey, Vec<u8>)> {
+        let key = DataKey::generate().map_err(io::Error::other)?;
+        let wrapped = self
+            .0
+            .wrap(&key, AUDIT_KEY_CONTEXT)
+            .map_err(io::Error::other)?;
+        Ok((key.aead_key(), wrapped.as_bytes().to_vec()))
+    }
+
+    fn open(&self, wrapped: &[u8]) -> Option<AeadKey> {
+        let wrapped = WrappedKey::from_bytes(wrapped)?;
+        self.0
+            .unwrap(&wrapped, AUDIT_KEY_CONTEXT)
+            .map(|key| key.aead_key())
+    }
+
+    fn fingerprint(&self) -> String {
+        self.0.fingerprint().to_string()
+    }
+}
+
+/// The master key given with the store flags, as audit segment keys (`None`: none given).
+fn segment_keys(options: &store::StoreArgs) -> Result<Option<MasterKeySegments>, CliError> {
+    Ok(store::master_key(options)?.map(MasterKeySegments))
+}
 
 #[derive(Args)]
 pub struct AuditArgs {
@@ -34,6 +76,10 @@ enum AuditCommand {
         /// The 32-byte key the log was chained with, if any (raw, or 64 hex digits).
         #[arg(long, value_name = "FILE")]
         key_file: Option<PathBuf>,
+        /// The master key of an encrypted log: with it, every record is also opened and
+        /// authenticated (without it, encrypted segments are checked as a chain only).
+        #[command(flatten)]
+        store: store::StoreArgs,
     },
     /// Print the last records as JSON lines.
     Tail {
@@ -43,12 +89,18 @@ enum AuditCommand {
         lines: usize,
         #[command(flatten)]
         filter: FilterArgs,
+        /// The master key, needed for an encrypted log.
+        #[command(flatten)]
+        store: store::StoreArgs,
     },
     /// Print every matching record as JSON lines, oldest first.
     Export {
         dir: PathBuf,
         #[command(flatten)]
         filter: FilterArgs,
+        /// The master key, needed for an encrypted log.
+        #[command(flatten)]
+        store: store::StoreArgs,
     },
 }
 
@@ -88,23 +140,45 @@ impl FilterArgs {
 
 pub fn run(args: AuditArgs) -> Result<(), CliError> {
     match args.command {
-        AuditCommand::Verify { dir, key_file } => verify(&dir, key_file.as_deref()),
-        AuditCommand::Tail { dir, lines, filter } => {
-            let records = testudo_audit::tail(&dir, lines, &filter.filter()?)
-                .map_err(|err| CliError::Failed(err.to_string()))?;
+        AuditCommand::Verify {
+            dir,
+            key_file,
+            store,
+        } => verify(&dir, key_file.as_deref(), &store),
+        AuditCommand::Tail {
+            dir,
+            lines,
+            filter,
+            store,
+        } => {
+            let keys = segment_keys(&store)?;
+            let records = testudo_audit::tail(
+                &dir,
+                lines,
+                &filter.filter()?,
+                keys.as_ref().map(|k| k as &dyn SegmentKeys),
+            )
+            .map_err(read_error)?;
             let mut out = BufWriter::new(io::stdout().lock());
             for record in records {
                 print_line(&mut out, &record)?;
             }
             out.flush().map_err(stdout_error)
         }
-        AuditCommand::Export { dir, filter } => {
+        AuditCommand::Export { dir, filter, store } => {
+            let keys = segment_keys(&store)?;
+            let filter = filter.filter()?;
             let mut out = BufWriter::new(io::stdout().lock());
-            let summary = testudo_audit::read_records(&dir, &filter.filter()?, |record| {
-                out.write_all(record)?;
-                out.write_all(b"\n")
-            })
-            .map_err(|err| CliError::Failed(err.to_string()))?;
+            let summary = testudo_audit::read_records(
+                &dir,
+                &filter,
+                keys.as_ref().map(|k| k as &dyn SegmentKeys),
+                |record| {
+                    out.write_all(record)?;
+                    out.write_all(b"\n")
+                },
+            )
+            .map_err(read_error)?;
             out.flush().map_err(stdout_error)?;
             if summary.unreadable > 0 {
                 eprintln!(
@@ -114,6 +188,18 @@ pub fn run(args: AuditArgs) -> Result<(), CliError> {
             }
             Ok(())
         }
+    }
+}
+
+/// A read failure; a missing or wrong master key is the operator's to fix.
+fn read_error(err: ReadError) -> CliError {
+    match err {
+        ReadError::KeyNeeded { .. } => CliError::Refused(format!(
+            "{err}: give it with --master-key-file, {} or --master-key-command",
+            testudo_storage_redb::keys::MASTER_KEY_ENV
+        )),
+        ReadError::WrongKey { .. } => CliError::Refused(err.to_string()),
+        other => CliError::Failed(other.to_string()),
     }
 }
 
@@ -127,9 +213,11 @@ fn stdout_error(err: io::Error) -> CliError {
     CliError::Failed(format!("could not write to stdout: {err}"))
 }
 
-fn verify(dir: &Path, key_file: Option<&Path>) -> Result<(), CliError> {
+fn verify(dir: &Path, key_file: Option<&Path>, store: &store::StoreArgs) -> Result<(), CliError> {
     let key = key_file.map(read_key).transpose()?;
-    match testudo_audit::verify(dir, key.as_ref()) {
+    let keys = segment_keys(store)?;
+    let keys = keys.as_ref().map(|k| k as &dyn SegmentKeys);
+    match testudo_audit::verify(dir, key.as_ref(), keys) {
         Ok(report) => {
             println!(
                 "ok: {} records in segments {}..={}, last link {}{}",
@@ -143,6 +231,20 @@ fn verify(dir: &Path, key_file: Option<&Path>) -> Result<(), CliError> {
                     ""
                 }
             );
+            if report.encrypted_segments > 0 {
+                if keys.is_some() {
+                    println!(
+                        "{} encrypted segments: all {} encrypted records opened and authenticated",
+                        report.encrypted_segments, report.opened_records
+                    );
+                } else {
+                    println!(
+                        "{} encrypted segments: order and completeness checked; give the master \
+                         key to authenticate each record too",
+                        report.encrypted_segments
+                    );
+                }
+            }
             if key.is_some() && report.unkeyed_segments > 0 {
                 eprintln!(
                     "testudo: warning: {} segments are chained without a key",
@@ -154,6 +256,7 @@ fn verify(dir: &Path, key_file: Option<&Path>) -> Result<(), CliError> {
         Err(VerifyError::Broken(problem)) => Err(CliError::Failed(format!(
             "the audit log does not verify: {problem}"
         ))),
+        Err(err @ VerifyError::WrongKey { .. }) => Err(CliError::Refused(err.to_string())),
         Err(err) => Err(CliError::Failed(err.to_string())),
     }
 }
@@ -247,8 +350,8 @@ pub struct Monitoring {
 impl ServeMonitoringArgs {
     /// Opens the audit log and binds the metrics listener (announced on stdout as
     /// `testudo metrics on http://<addr>/metrics`). Call before the listening line, so a
-    /// bad flag stops the start.
-    pub async fn start(self) -> Result<Monitoring, CliError> {
+    /// bad flag stops the start. With a master key in `store`, the audit log is encrypted.
+    pub async fn start(self, store: &store::StoreArgs) -> Result<Monitoring, CliError> {
         let writer = match self.audit_dir {
             None => None,
             Some(dir) => {
@@ -264,6 +367,8 @@ impl ServeMonitoringArgs {
                     .audit_keep_days
                     .map(|days| Duration::from_secs(days.saturating_mul(86_400)));
                 config.key = self.audit_key_file.as_deref().map(read_key).transpose()?;
+                config.encryption =
+                    segment_keys(store)?.map(|keys| Arc::new(keys) as Arc<dyn SegmentKeys>);
                 let writer = testudo_audit::AuditWriter::open(config)
                     .map_err(|err| CliError::Failed(format!("audit log: {err}")))?;
                 Some(Arc::new(writer))

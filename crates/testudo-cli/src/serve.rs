@@ -179,7 +179,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let root_secret = root_secret::resolve(source, &args.data_dir, &mut std::io::stdout())?;
 
     // Before the engine: it records its security decisions in the same audit log.
-    let monitoring = args.monitoring.start().await?;
+    let monitoring = args.monitoring.start(&args.store).await?;
     let options = EngineOptions {
         jwt: args.jwt.options()?,
         audit: monitoring.audit_sink(),

@@ -264,3 +264,96 @@ async fn metrics_count_requests_outcomes_and_auth_failures_on_their_own_listener
     let response = main.send(http::Method::GET, "/metrics", &[], "").await;
     assert_eq!(response.status, 404);
 }
+
+/// base64 of 32 bytes of 7 and of 8.
+const MASTER_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+const OTHER_MASTER_KEY: &str = "CAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg=";
+
+fn audit_with_key(args: &[&str], key: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_testudo"))
+        .arg("audit")
+        .args(args)
+        .env("TESTUDO_MASTER_KEY", key)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn with_a_master_key_the_audit_log_is_encrypted_and_names_databases_by_path() {
+    let marker = "Marker9c4e2aCollection";
+    let dir = tempfile::tempdir().unwrap();
+    let audit_dir = dir.path().join("audit");
+    let audit_path = audit_dir.to_str().unwrap().to_owned();
+    let mut server = TestServer::start(
+        &dir.path().join("data"),
+        &["--root-secret", ROOT, "--audit-dir", &audit_path],
+        &[("TESTUDO_MASTER_KEY", MASTER_KEY)],
+    );
+    let app_admin = format!("{ROOT}:app:admin");
+    let tenant_admin = format!("{ROOT}:app/tenant1:admin");
+    for (secret, fql) in [
+        (ROOT, "Database.create({ name: 'app' })".to_owned()),
+        (
+            app_admin.as_str(),
+            "Database.create({ name: 'tenant1' })".to_owned(),
+        ),
+        (
+            tenant_admin.as_str(),
+            format!("Collection.create({{ name: '{marker}' }})"),
+        ),
+    ] {
+        let response = query(&server, secret, serde_json::json!({ "query": fql })).await;
+        assert_eq!(response.status, 200, "{fql}: {:?}", response.body);
+    }
+    server.terminate();
+    assert!(server.wait_exit().success());
+
+    assert!(!contains(&every_file_under(&audit_dir), marker));
+
+    let refused = audit(&["export", &audit_path]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let message = String::from_utf8(refused.stderr).unwrap();
+    assert!(message.contains("encrypted"), "{message}");
+    assert!(message.contains("--master-key-file"), "{message}");
+    assert!(refused.stdout.is_empty());
+
+    let wrong = audit_with_key(&["export", &audit_path], OTHER_MASTER_KEY);
+    assert_eq!(wrong.status.code(), Some(2), "{wrong:?}");
+    let message = String::from_utf8(wrong.stderr).unwrap();
+    assert!(message.contains("not under the key given"), "{message}");
+
+    let export = audit_with_key(&["export", &audit_path], MASTER_KEY);
+    assert!(export.status.success(), "{export:?}");
+    let records: Vec<serde_json::Value> = String::from_utf8(export.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let requests: Vec<&serde_json::Value> =
+        records.iter().filter(|r| r["kind"] == "request").collect();
+    let paths: Vec<&str> = requests
+        .iter()
+        .map(|r| r["database"]["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["", "app", "app/tenant1"], "{records:#?}");
+    assert!(
+        records.iter().any(|r| r["kind"] == "change"
+            && r["name"] == marker
+            && r["database"]["path"] == "app/tenant1"),
+        "{records:#?}"
+    );
+    let by_path = audit_with_key(
+        &["export", &audit_path, "--database", "app/tenant1"],
+        MASTER_KEY,
+    );
+    assert!(String::from_utf8(by_path.stdout).unwrap().contains(marker));
+
+    let chain_only = audit(&["verify", &audit_path]);
+    assert!(chain_only.status.success(), "{chain_only:?}");
+    let said = String::from_utf8(chain_only.stdout).unwrap();
+    assert!(said.contains("give the master key"), "{said}");
+    let opened = audit_with_key(&["verify", &audit_path], MASTER_KEY);
+    assert!(opened.status.success(), "{opened:?}");
+    let said = String::from_utf8(opened.stdout).unwrap();
+    assert!(said.contains("opened and authenticated"), "{said}");
+}
