@@ -91,22 +91,36 @@ impl std::fmt::Debug for DatabaseKeys {
 
 impl DatabaseKeys {
     /// Loads (or creates) the per-database keys of the store in `dir`, unwrapping each with
-    /// `master`. `last_commit_ts` is the store's newest commit: a store that has data but no
-    /// key file yet seals from the next commit on.
-    pub fn open(dir: &Path, master: MasterKey, last_commit_ts: Ts) -> Result<Self, KeyError> {
+    /// `master`. `kv` is the store itself, undecorated: a store without a key file is given
+    /// one when it is empty, or when its values were written before per-database keys (it
+    /// seals from its next commit on); a store whose values are sealed but whose key file is
+    /// missing is refused (its data would be unreadable, and new keys would not open it).
+    pub fn open(dir: &Path, master: MasterKey, kv: &dyn Kv) -> Result<Self, KeyError> {
         let _lock = DbKeysLock::acquire(dir)?;
         let file = match DbKeysFile::load(dir)? {
             Some(file) => file,
             None => {
-                let since = if last_commit_ts.0 == 0 {
+                let last = kv.last_commit_ts();
+                let since = if last.0 == 0 {
                     0
+                } else if looks_sealed(kv).map_err(|e| KeyError::Keyring {
+                    path: DbKeysFile::path(dir).display().to_string(),
+                    reason: format!("cannot inspect the store: {e}"),
+                })? {
+                    return Err(KeyError::Keyring {
+                        path: DbKeysFile::path(dir).display().to_string(),
+                        reason: "is missing, and the store's values are sealed with the keys \
+                                 it holds: copy the `dbkeys` file that belongs to this store \
+                                 (kept with its backups) into the data directory"
+                            .to_owned(),
+                    });
                 } else {
                     tracing::warn!(
                         "this encrypted store has no per-database keys yet: values written \
                          from now on are sealed per database; older ones stay sealed by the \
                          data file's key only"
                     );
-                    last_commit_ts.0.saturating_add(1)
+                    last.0.saturating_add(1)
                 };
                 let file = DbKeysFile {
                     since,
@@ -327,6 +341,30 @@ fn copy_file(from: &Path, to: &Path) -> Result<(), KeyError> {
     })
 }
 
+/// Root values looked at to tell a store of sealed values from an older one.
+const SEAL_PROBE: usize = 10_000;
+
+/// Do the root database's values (the first [`SEAL_PROBE`] of them) all have the shape of a
+/// sealed value? A store written before per-database keys has short ones (the engine's
+/// schema marker is empty), so this tells such a store from one that lost its key file.
+fn looks_sealed(kv: &dyn Kv) -> Result<bool, KvError> {
+    let snapshot = kv.begin()?;
+    let ts = snapshot.ts();
+    let root = KeyRange::prefix(&0u64.to_be_bytes());
+    for item in snapshot
+        .scan(root, ts, ScanOrder::Ascending)?
+        .take(SEAL_PROBE)
+    {
+        let (_, version) = item?;
+        if let Some(value) = version.value
+            && (value.len() < 1 + NONCE_LEN + TAG_LEN || value.first() != Some(&SEAL_FORMAT))
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// The authenticated data of a sealed value: the format byte and the full key.
 fn aad(key: &[u8]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(1 + key.len());
@@ -486,7 +524,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let inner: Arc<dyn Kv> =
             Arc::new(LocalKv::open(MemBackend::new(), LocalKvOptions::default()).unwrap());
-        let keys = Arc::new(DatabaseKeys::open(dir.path(), master(), Ts(0)).unwrap());
+        let keys = Arc::new(DatabaseKeys::open(dir.path(), master(), inner.as_ref()).unwrap());
         let sealed = SealedKv::new(Arc::clone(&inner), keys);
         Fixture { dir, inner, sealed }
     }
@@ -607,7 +645,7 @@ mod tests {
         write(&f.sealed, vec![(key(5, b"a"), None)]);
         assert_eq!(get(&f.sealed, &key(5, b"a")).unwrap().unwrap().value, None);
         // The key is gone from the file for good, and a reopened keyring still says why.
-        let reopened = DatabaseKeys::open(f.dir.path(), master(), Ts(0)).unwrap();
+        let reopened = DatabaseKeys::open(f.dir.path(), master(), f.inner.as_ref()).unwrap();
         assert_eq!(reopened.databases(), vec![9]);
         let err = reopened
             .unseal(&key(5, b"x"), Ts(99), vec![1; 40])
@@ -656,7 +694,7 @@ mod tests {
         let f = fixture();
         write(&f.sealed, vec![(key(7, b"a"), Some(b"kept".to_vec()))]);
         let raw = get(f.inner.as_ref(), &key(7, b"a")).unwrap().unwrap();
-        let reopened = DatabaseKeys::open(f.dir.path(), master(), Ts(0)).unwrap();
+        let reopened = DatabaseKeys::open(f.dir.path(), master(), f.inner.as_ref()).unwrap();
         assert_eq!(
             reopened
                 .unseal(&key(7, b"a"), raw.ts, raw.value.unwrap())
@@ -667,7 +705,7 @@ mod tests {
             DatabaseKeys::open(
                 f.dir.path(),
                 MasterKey::from_bytes(&Zeroizing::new([4u8; 32])),
-                Ts(0)
+                f.inner.as_ref()
             ),
             Err(KeyError::WrongMasterKey { .. })
         ));
@@ -678,11 +716,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let inner: Arc<dyn Kv> =
             Arc::new(LocalKv::open(MemBackend::new(), LocalKvOptions::default()).unwrap());
-        let legacy = write(
+        // As the engine does: the root's schema marker is an empty value.
+        write(inner.as_ref(), vec![(key(0, b"marker"), Some(Vec::new()))]);
+        write(
             inner.as_ref(),
             vec![(key(5, b"a"), Some(b"legacy".to_vec()))],
         );
-        let keys = Arc::new(DatabaseKeys::open(dir.path(), master(), legacy).unwrap());
+        let keys = Arc::new(DatabaseKeys::open(dir.path(), master(), inner.as_ref()).unwrap());
         let sealed = SealedKv::new(Arc::clone(&inner), keys);
         assert_eq!(
             get(&sealed, &key(5, b"a")).unwrap().unwrap().value,
@@ -697,6 +737,17 @@ mod tests {
             get(inner.as_ref(), &key(5, b"a")).unwrap().unwrap().value,
             Some(b"new".to_vec())
         );
+    }
+
+    #[test]
+    fn a_store_of_sealed_values_without_its_key_file_is_refused() {
+        let f = fixture();
+        write(&f.sealed, vec![(key(0, b"marker"), Some(Vec::new()))]);
+        write(&f.sealed, vec![(key(5, b"a"), Some(b"x".to_vec()))]);
+        std::fs::remove_file(f.dir.path().join(DB_KEYS_FILE)).unwrap();
+        let err = DatabaseKeys::open(f.dir.path(), master(), f.inner.as_ref()).unwrap_err();
+        assert!(err.to_string().contains("copy the `dbkeys` file"), "{err}");
+        assert!(!f.dir.path().join(DB_KEYS_FILE).exists());
     }
 
     #[test]
