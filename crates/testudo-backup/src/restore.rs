@@ -14,6 +14,7 @@
 //! a failure then discards the partial store.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use testudo_storage::{Backend, BackendView, BatchWrite, Kv, LocalKvOptions, Ts};
 use testudo_storage_redb::keys::MasterKey;
@@ -43,6 +44,60 @@ pub fn restore_into<B: Backend>(
     let bytes = verify_for_restore(path, master, progress)?;
     check_empty(backend)?;
     load(path, master, backend, &|done| progress(bytes + done))
+}
+
+/// A backup verified whole, then read chunk by chunk: what a running server restores from
+/// (it writes the records itself, under new database ids).
+pub struct VerifiedBackup {
+    path: PathBuf,
+    master: Option<Arc<MasterKey>>,
+    reader: Reader,
+    manifest: Manifest,
+}
+
+impl VerifiedBackup {
+    /// Verifies every chunk and the manifest of `path` (authenticated when encrypted), then
+    /// opens it at its first chunk. Nothing is read from it before it verifies.
+    pub fn open(
+        path: &Path,
+        master: Option<Arc<MasterKey>>,
+    ) -> Result<VerifiedBackup, BackupError> {
+        if master.is_none() && crate::inspect(path)?.encrypted {
+            verify_for_restore(path, None, &crate::no_progress)?;
+        }
+        let report = verify(path, master.as_deref(), &crate::no_progress)?;
+        let manifest = match (report.authenticated, report.manifest) {
+            (true, Some(manifest)) => manifest,
+            _ => {
+                return Err(BackupError::NeedsKey {
+                    key_id: report.info.key_id.unwrap_or_default(),
+                });
+            }
+        };
+        let reader = Reader::open(path, master.as_deref(), false)?;
+        Ok(VerifiedBackup {
+            path: path.to_path_buf(),
+            master,
+            reader,
+            manifest,
+        })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The next chunk's records (every chunk is checked again as it is read); `None` after
+    /// the last.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<format::Record>>, BackupError> {
+        self.reader.next_chunk()
+    }
+
+    /// Starts over at the first chunk.
+    pub fn rewind(&mut self) -> Result<(), BackupError> {
+        self.reader = Reader::open(&self.path, self.master.as_deref(), false)?;
+        Ok(())
+    }
 }
 
 /// Fails unless `path` verifies fully (authenticated when encrypted); returns its size.

@@ -20,7 +20,7 @@ use testudo_storage::Kv;
 use testudo_storage_redb::keys::MasterKey;
 
 use crate::retention::{EntryStatus, list_backups};
-use crate::write::{SnapshotOptions, create_backup};
+use crate::write::{CreatedBackup, SnapshotOptions, create_backup};
 use crate::{BackupError, prune};
 
 /// What the runner does.
@@ -34,7 +34,12 @@ pub struct ScheduleConfig {
     pub prefixes: Vec<Vec<u8>>,
     /// Encrypts every backup under this master key.
     pub master: Option<Arc<MasterKey>>,
+    /// Called after every run with its result (the audit log), not for a cancelled run.
+    pub on_run: Option<RunHook>,
 }
+
+/// What a schedule calls after each run.
+pub type RunHook = Arc<dyn Fn(&Result<CreatedBackup, BackupError>) + Send + Sync>;
 
 /// How the schedule is doing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -245,7 +250,13 @@ fn once(
         master: config.master.as_deref(),
         cancel: Some(cancel),
     };
-    let created = create_backup(kv, &config.dir, &options, &crate::no_progress)?;
+    let created = create_backup(kv, &config.dir, &options, &crate::no_progress);
+    if let Some(hook) = &config.on_run
+        && !matches!(created, Err(BackupError::Cancelled))
+    {
+        hook(&created);
+    }
+    let created = created?;
     prune(&config.dir, config.keep)?;
     Ok((created.path, created.manifest.snapshot_ts, created.bytes))
 }

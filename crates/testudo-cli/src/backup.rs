@@ -19,8 +19,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use clap::{Args, Subcommand};
+use testudo_audit::{AuditEvent, AuditSink, BackupRecord as AuditBackup, DatabaseRef, Outcome};
 use testudo_backup::{BackupError, EntryStatus, SnapshotOptions};
+use testudo_engine::Engine;
+use testudo_engine::backup::{
+    BackupCounts, BackupFailure, BackupRecord as EngineRecord, BackupSchedule, BackupService,
+    BackupSource, BackupSummary, DbId, ScheduleStatus,
+};
+use testudo_storage::Kv;
+use testudo_storage_redb::keys::MasterKey;
 
 use crate::CliError;
 use crate::store::{self, StoreArgs};
@@ -408,11 +420,14 @@ mod tests {
     }
 }
 
-/// Scheduled backups taken by a running `serve`.
+/// Scheduled backups taken by a running `serve`, and the backups it takes and restores
+/// through FQL (`Backup.create()`, `Backup.restore(...)`).
 #[derive(Args)]
 pub struct ServeBackupArgs {
     /// Take a backup of the whole store into this directory every `--backup-every`, keeping
-    /// the newest `--backup-keep` (encrypted when a master key is configured).
+    /// the newest `--backup-keep` (encrypted when a master key is configured). Also where
+    /// `Backup.create()` writes (a child database's under `db-<id>/`) and per-database
+    /// schedules (`backup: { every, keep }` on a database document) keep theirs.
     #[arg(long, value_name = "DIR")]
     backup_dir: Option<PathBuf>,
 
@@ -428,16 +443,26 @@ pub struct ServeBackupArgs {
     /// How many scheduled backups to keep (at least 1).
     #[arg(long, value_name = "N", default_value_t = 28, requires = "backup_dir")]
     backup_keep: usize,
+
+    /// How often per-database schedules are looked at, in milliseconds (tests only).
+    #[arg(long, hide = true, default_value_t = 30_000)]
+    backup_tick_ms: u64,
+
+    /// The shortest per-database schedule period, in seconds (tests only).
+    #[arg(long, hide = true, default_value_t = 60)]
+    backup_min_every_secs: u64,
 }
 
 impl ServeBackupArgs {
-    /// Starts the backup schedule (`None` without `--backup-dir`). Refuses bad periods and
-    /// counts before the server listens.
+    /// Starts the server-wide backup schedule and returns the backups of the running server
+    /// (`None` without `--backup-dir`). Refuses bad periods and counts before the server
+    /// listens. Every backup is read from `kv`, the one store handed here.
     pub fn start(
         &self,
-        kv: std::sync::Arc<dyn testudo_storage::Kv>,
+        kv: Arc<dyn Kv>,
         store_args: &StoreArgs,
-    ) -> Result<Option<testudo_backup::BackupScheduler>, CliError> {
+        audit: Option<Arc<dyn AuditSink>>,
+    ) -> Result<Option<Arc<ServerBackups>>, CliError> {
         let Some(dir) = &self.backup_dir else {
             return Ok(None);
         };
@@ -453,15 +478,29 @@ impl ServeBackupArgs {
         std::fs::create_dir_all(dir).map_err(|err| {
             CliError::Failed(format!("could not create {}: {err}", dir.display()))
         })?;
-        let master = store::master_key(store_args)?.map(std::sync::Arc::new);
+        let master = store::master_key(store_args)?.map(Arc::new);
+        let on_run: testudo_backup::RunHook = {
+            let audit = audit.clone();
+            let dir = dir.clone();
+            Arc::new(move |result| {
+                audit_backup(
+                    audit.as_deref(),
+                    result,
+                    &dir,
+                    DbId::ROOT,
+                    Some(String::new()),
+                )
+            })
+        };
         let scheduler = testudo_backup::BackupScheduler::start(
-            kv,
+            Arc::clone(&kv),
             testudo_backup::ScheduleConfig {
                 dir: dir.clone(),
                 every,
                 keep: self.backup_keep,
                 prefixes: Vec::new(),
-                master,
+                master: master.clone(),
+                on_run: Some(on_run),
             },
         )
         .map_err(backup_error)?;
@@ -471,6 +510,372 @@ impl ServeBackupArgs {
             keep = self.backup_keep,
             "scheduled backups are on"
         );
-        Ok(Some(scheduler))
+        Ok(Some(Arc::new(ServerBackups {
+            dir: dir.clone(),
+            kv,
+            master,
+            audit,
+            every,
+            keep: self.backup_keep,
+            scheduler: Mutex::new(Some(scheduler)),
+            statuses: Mutex::new(HashMap::new()),
+            tick: Duration::from_millis(self.backup_tick_ms.max(10)),
+            min_schedule: Duration::from_secs(self.backup_min_every_secs.max(1)),
+            stop: (Mutex::new(false), Condvar::new()),
+            thread: Mutex::new(None),
+        })))
+    }
+}
+
+/// The backups of a running server: the server-wide schedule, the per-database schedules
+/// set in FQL, and the [`BackupService`] the engine's `Backup` module uses.
+///
+/// Backups of database `D` live in `<backup-dir>/db-<D>/` (the root's, server-wide, in
+/// `<backup-dir>` itself), so a query only ever sees its own database's.
+pub struct ServerBackups {
+    dir: PathBuf,
+    kv: Arc<dyn Kv>,
+    master: Option<Arc<MasterKey>>,
+    audit: Option<Arc<dyn AuditSink>>,
+    every: Duration,
+    keep: usize,
+    scheduler: Mutex<Option<testudo_backup::BackupScheduler>>,
+    statuses: Mutex<HashMap<u64, ScheduleStatus>>,
+    tick: Duration,
+    min_schedule: Duration,
+    stop: (Mutex<bool>, Condvar),
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for ServerBackups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBackups")
+            .field("dir", &self.dir)
+            .field("encrypted", &self.master.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl ServerBackups {
+    /// The service the engine's `Backup` module uses.
+    pub fn service(self: &Arc<Self>) -> Arc<dyn BackupService> {
+        Arc::clone(self) as Arc<dyn BackupService>
+    }
+
+    /// Starts the thread that runs the schedules set on database documents.
+    pub fn attach(self: &Arc<Self>, engine: &Arc<Engine>) -> Result<(), CliError> {
+        let me = Arc::clone(self);
+        let engine = Arc::downgrade(engine);
+        let thread = std::thread::Builder::new()
+            .name("testudo-db-backups".into())
+            .spawn(move || me.run_schedules(&engine))
+            .map_err(|e| CliError::Failed(format!("cannot start the backup thread: {e}")))?;
+        *lock(&self.thread) = Some(thread);
+        Ok(())
+    }
+
+    /// Stops every schedule (a backup in progress is cancelled) and joins their threads.
+    pub fn stop(&self) {
+        *lock(&self.stop.0) = true;
+        self.stop.1.notify_all();
+        if let Some(scheduler) = lock(&self.scheduler).take() {
+            scheduler.stop();
+        }
+        if let Some(thread) = lock(&self.thread).take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the database backup thread panicked");
+        }
+    }
+
+    fn owner_dir(&self, owner: DbId) -> PathBuf {
+        if owner == DbId::ROOT {
+            self.dir.clone()
+        } else {
+            self.dir.join(format!("db-{}", owner.0))
+        }
+    }
+
+    /// Waits one tick; false once stopping.
+    fn wait_tick(&self) -> bool {
+        let guard = lock(&self.stop.0);
+        if *guard {
+            return false;
+        }
+        let (guard, _) = self
+            .stop
+            .1
+            .wait_timeout(guard, self.tick)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        !*guard
+    }
+
+    fn run_schedules(&self, engine: &Weak<Engine>) {
+        while self.wait_tick() {
+            let Some(engine) = engine.upgrade() else {
+                return;
+            };
+            let schedules = match engine.backup_schedules() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the backup schedules");
+                    continue;
+                }
+            };
+            drop(engine);
+            lock(&self.statuses).retain(|db, _| schedules.iter().any(|s| s.db.0 == *db));
+            for schedule in schedules {
+                if *lock(&self.stop.0) {
+                    return;
+                }
+                self.run_schedule(&schedule);
+            }
+        }
+    }
+
+    /// Takes a backup of one database's subtree if its schedule is due, and prunes.
+    fn run_schedule(&self, schedule: &BackupSchedule) {
+        let dir = self.owner_dir(schedule.db);
+        let now = SystemTime::now();
+        let newest = testudo_backup::list_backups(&dir).ok().and_then(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| match &e.status {
+                    EntryStatus::Complete(info) => Some(info.created_unix_ms),
+                    _ => None,
+                })
+                .max()
+        });
+        let due_ms = newest.map(|t| t.saturating_add(schedule.every.as_millis() as u64));
+        let next_run = |from_ms: u64| from_ms.saturating_add(schedule.every.as_millis() as u64);
+        {
+            let mut statuses = lock(&self.statuses);
+            let status = statuses.entry(schedule.db.0).or_default();
+            status.every = Some(schedule.every);
+            status.keep = Some(schedule.keep);
+            status.next_run_unix_ms = Some(due_ms.unwrap_or(unix_ms(now)));
+            if due_ms.is_some_and(|due| due > unix_ms(now)) {
+                return;
+            }
+            status.running = true;
+        }
+        let options = SnapshotOptions {
+            prefixes: schedule.prefixes.clone(),
+            master: self.master.as_deref(),
+            cancel: None,
+        };
+        let result = testudo_backup::create_backup(
+            self.kv.as_ref(),
+            &dir,
+            &options,
+            &testudo_backup::no_progress,
+        );
+        if result.is_ok()
+            && let Err(e) = testudo_backup::prune(&dir, schedule.keep)
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot prune backups");
+        }
+        audit_backup(
+            self.audit.as_deref(),
+            &result,
+            &dir,
+            schedule.db,
+            Some(schedule.path.clone()),
+        );
+        let done = unix_ms(SystemTime::now());
+        let mut statuses = lock(&self.statuses);
+        let status = statuses.entry(schedule.db.0).or_default();
+        status.running = false;
+        status.runs += 1;
+        match result {
+            Ok(created) => {
+                status.last_success_unix_ms = Some(done);
+                status.last_backup = file_name(&created.path);
+                status.next_run_unix_ms = Some(next_run(created.manifest.created_unix_ms));
+            }
+            Err(e) => {
+                tracing::warn!(database = %schedule.path, error = %e, "a scheduled backup failed");
+                status.failures += 1;
+                status.last_failure_unix_ms = Some(done);
+                status.last_error = Some(e.to_string());
+                status.next_run_unix_ms = Some(next_run(done));
+            }
+        }
+    }
+}
+
+fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn file_name(path: &Path) -> Option<String> {
+    path.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
+/// One audit record of a backup taken by a schedule.
+fn audit_backup(
+    audit: Option<&dyn AuditSink>,
+    result: &Result<testudo_backup::CreatedBackup, BackupError>,
+    dir: &Path,
+    db: DbId,
+    path: Option<String>,
+) {
+    let Some(audit) = audit else { return };
+    let (target, outcome, ts) = match result {
+        Ok(created) => (
+            created.path.display().to_string(),
+            Outcome::ok(),
+            Some(created.manifest.snapshot_ts),
+        ),
+        Err(_) => (
+            dir.display().to_string(),
+            Outcome::error("backup_failed"),
+            None,
+        ),
+    };
+    audit.record(AuditEvent::Backup(AuditBackup {
+        operation: "backup".into(),
+        target,
+        outcome,
+        database: Some(DatabaseRef { id: db.0, path }),
+        snapshot_ts: ts,
+    }));
+}
+
+fn summary(info: &testudo_backup::BackupInfo, counts: Option<BackupCounts>) -> BackupSummary {
+    BackupSummary {
+        name: file_name(&info.path).unwrap_or_default(),
+        snapshot_ts: info.snapshot_ts,
+        created_unix_ms: info.created_unix_ms,
+        bytes: info.bytes,
+        encrypted: info.encrypted,
+        counts,
+    }
+}
+
+fn failure(error: BackupError) -> BackupFailure {
+    match error {
+        BackupError::Io(m) => BackupFailure::Failed(m),
+        BackupError::Kv(e) => BackupFailure::Failed(e.to_string()),
+        BackupError::Store(e) => BackupFailure::Failed(e.to_string()),
+        BackupError::Cancelled => BackupFailure::Failed("the backup was cancelled".into()),
+        other => BackupFailure::Unusable(other.to_string()),
+    }
+}
+
+impl BackupService for ServerBackups {
+    fn create(&self, owner: DbId, prefixes: Vec<Vec<u8>>) -> Result<BackupSummary, BackupFailure> {
+        let options = SnapshotOptions {
+            prefixes,
+            master: self.master.as_deref(),
+            cancel: None,
+        };
+        let created = testudo_backup::create_backup(
+            self.kv.as_ref(),
+            &self.owner_dir(owner),
+            &options,
+            &testudo_backup::no_progress,
+        )
+        .map_err(failure)?;
+        let m = &created.manifest;
+        Ok(BackupSummary {
+            name: file_name(&created.path).unwrap_or_default(),
+            snapshot_ts: m.snapshot_ts,
+            created_unix_ms: m.created_unix_ms,
+            bytes: created.bytes,
+            encrypted: m.key_id.is_some(),
+            counts: Some(BackupCounts {
+                databases: m.databases.len() as u64,
+                keys: m.keys,
+                versions: m.versions,
+            }),
+        })
+    }
+
+    fn list(&self, owner: DbId) -> Result<Vec<BackupSummary>, BackupFailure> {
+        let dir = self.owner_dir(owner);
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        let entries = testudo_backup::list_backups(&dir).map_err(failure)?;
+        Ok(entries
+            .iter()
+            .filter_map(|e| match &e.status {
+                EntryStatus::Complete(info) => Some(summary(info, None)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn status(&self, owner: DbId) -> Option<ScheduleStatus> {
+        if owner != DbId::ROOT {
+            return lock(&self.statuses).get(&owner.0).cloned();
+        }
+        let s = lock(&self.scheduler).as_ref()?.status();
+        let ms = |t: Option<SystemTime>| t.map(unix_ms);
+        Some(ScheduleStatus {
+            every: Some(self.every),
+            keep: Some(self.keep),
+            running: s.running,
+            runs: s.runs,
+            failures: s.failures,
+            last_success_unix_ms: ms(s.last_success),
+            last_failure_unix_ms: ms(s.last_failure),
+            last_error: s.last_error,
+            last_backup: s.last_backup.as_deref().and_then(file_name),
+            next_run_unix_ms: ms(s.next_run),
+        })
+    }
+
+    fn open(&self, owner: DbId, name: &str) -> Result<Box<dyn BackupSource>, BackupFailure> {
+        if !testudo_engine::backup::valid_backup_name(name) {
+            return Err(BackupFailure::NotFound(format!("no backup named `{name}`")));
+        }
+        let path = self.owner_dir(owner).join(name);
+        if !path.is_file() {
+            return Err(BackupFailure::NotFound(format!("no backup named `{name}`")));
+        }
+        let backup =
+            testudo_backup::VerifiedBackup::open(&path, self.master.clone()).map_err(failure)?;
+        Ok(Box::new(Source(backup)))
+    }
+
+    fn location(&self, owner: DbId, name: &str) -> String {
+        self.owner_dir(owner).join(name).display().to_string()
+    }
+
+    fn min_schedule(&self) -> Duration {
+        self.min_schedule
+    }
+}
+
+/// A verified backup file, as the engine reads it.
+struct Source(testudo_backup::VerifiedBackup);
+
+impl BackupSource for Source {
+    fn snapshot_ts(&self) -> u64 {
+        self.0.manifest().snapshot_ts
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<Vec<EngineRecord>>, BackupFailure> {
+        let chunk = self.0.next_chunk().map_err(failure)?;
+        Ok(chunk.map(|records| {
+            records
+                .into_iter()
+                .map(|r| EngineRecord {
+                    key: r.key,
+                    versions: r.versions.into_iter().map(|v| (v.ts, v.value)).collect(),
+                })
+                .collect()
+        }))
+    }
+
+    fn rewind(&mut self) -> Result<(), BackupFailure> {
+        self.0.rewind().map_err(failure)
     }
 }

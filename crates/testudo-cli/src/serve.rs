@@ -180,15 +180,22 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
 
     // Before the engine: it records its security decisions in the same audit log.
     let monitoring = args.monitoring.start(&args.store).await?;
-    let options = EngineOptions {
+    let mut options = EngineOptions {
         jwt: args.jwt.options()?,
         audit: monitoring.audit_sink(),
+        backups: None,
     };
     let kv = store::open(&args.data_dir, &args.store, args.dev)?;
-    let backups = args.backup.start(Arc::clone(&kv), &args.store)?;
+    let backups = args
+        .backup
+        .start(Arc::clone(&kv), &args.store, monitoring.audit_sink())?;
+    options.backups = backups.as_ref().map(|b| b.service());
     let engine = Engine::open_with(kv, EngineConfig { root_secret }, options)
         .map_err(|err| CliError::Failed(format!("could not open the database: {err}")))?;
     let engine = Arc::new(engine);
+    if let Some(backups) = &backups {
+        backups.attach(&engine)?;
+    }
 
     // Installed before the listening line: from then on a signal means a graceful shutdown.
     let signals = Signals::install()?;

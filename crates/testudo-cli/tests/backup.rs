@@ -264,3 +264,298 @@ async fn serve_takes_scheduled_backups_that_verify_and_keeps_only_the_newest() {
         assert!(verified.status.success(), "{}", text(&verified.stderr));
     }
 }
+
+/// One query with `secret`, simple format; returns (status, body).
+async fn run(server: &TestServer, secret: &str, fql: &str) -> (u16, serde_json::Value) {
+    let body = serde_json::json!({ "query": fql }).to_string();
+    let auth = format!("Bearer {secret}");
+    let response = server
+        .post_query(body, &[("authorization", auth.as_str())])
+        .await;
+    (response.status, response.json())
+}
+
+/// `data` of a query that must succeed.
+async fn ok(server: &TestServer, secret: &str, fql: &str) -> serde_json::Value {
+    let (status, body) = run(server, secret, fql).await;
+    assert_eq!(status, 200, "{fql}: {body}");
+    body["data"].clone()
+}
+
+/// `error.code` of a query that must fail.
+async fn refused(server: &TestServer, secret: &str, fql: &str) -> (String, String) {
+    let (status, body) = run(server, secret, fql).await;
+    assert_ne!(status, 200, "{fql} succeeded: {body}");
+    (
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        body.to_string(),
+    )
+}
+
+/// One `POST /query/1` with `secret` over a fresh blocking connection (for a writer thread);
+/// errors are ignored by the caller.
+fn blocking_as(addr: std::net::SocketAddr, secret: &str, fql: &str) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let body = serde_json::json!({ "query": fql }).to_string();
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "POST /query/1 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {secret}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    Ok(())
+}
+
+fn server_with_backups(root: &Path, extra: &[&str]) -> (TestServer, PathBuf) {
+    let data = root.join("data");
+    let backups = root.join("backups");
+    let mut args = vec!["--dev", "--backup-dir", path(&backups)];
+    args.extend_from_slice(extra);
+    (TestServer::start(&data, &args, &[]), backups)
+}
+
+const BOOKS: &str = "Books.all().order(.n).map(b => { n: b.n, title: b.title }).toArray()";
+
+#[tokio::test]
+async fn a_backup_taken_while_writes_continue_restores_as_a_new_database_equal_to_its_snapshot() {
+    let root = tempfile::tempdir().unwrap();
+    let (server, _) = server_with_backups(root.path(), &[]);
+    ok(&server, "secret", "Database.create({ name: 'app' })").await;
+    let app = "secret:app:admin";
+    ok(&server, app, "Collection.create({ name: 'Books' })").await;
+    ok(&server, app, "Database.create({ name: 'tenant' })").await;
+    let tenant = "secret:app/tenant:admin";
+    ok(&server, tenant, "Collection.create({ name: 'Notes' })").await;
+    ok(&server, tenant, "Notes.create({ text: 'kept' })").await;
+    ok(
+        &server,
+        app,
+        "Set.sequence(0, 50).forEach(i => Books.create({ n: i, title: 'b' + i.toString() }))",
+    )
+    .await;
+
+    // Writes keep landing while the backup is taken.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let addr = server.addr;
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 1000;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let fql = format!("Books.create({{ n: {n}, title: 'during' }})");
+                let _ = blocking_as(addr, "secret:app:admin", &fql);
+                n += 1;
+            }
+            n - 1000
+        })
+    };
+    let backup = ok(&server, "secret", "Backup.create()").await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let during = writer.join().unwrap();
+    let name = backup["name"].as_str().unwrap().to_owned();
+    assert!(backup["keys"].as_i64().unwrap() > 50, "{backup}");
+    assert!(during > 0, "the writer never wrote");
+
+    // What app held at the backup's snapshot, read from its history.
+    let ts = backup["ts"].as_str().unwrap().to_owned();
+    let at_backup = ok(&server, app, &format!("at(Time('{ts}')) {{ {BOOKS} }}")).await;
+
+    // The bad deployment.
+    ok(&server, app, "Books.all().forEach(.delete())").await;
+    let listed = ok(&server, "secret", "Backup.all().map(.name)").await;
+    assert!(
+        listed.as_array().unwrap().iter().any(|n| n == &name[..]),
+        "{listed}"
+    );
+
+    let restored = ok(
+        &server,
+        "secret",
+        &format!("Backup.restore({{ backup: '{name}', name: 'app_copy', database: 'app' }})"),
+    )
+    .await;
+    assert_eq!(restored["databases"], 2, "{restored}");
+    let copy = "secret:app_copy:admin";
+    assert_eq!(ok(&server, copy, BOOKS).await, at_backup);
+    // The child database came along; no key of the original did.
+    assert_eq!(
+        ok(
+            &server,
+            "secret:app_copy/tenant:admin",
+            "Notes.all().map(.text).toArray()"
+        )
+        .await,
+        serde_json::json!(["kept"])
+    );
+    assert_eq!(ok(&server, copy, "Key.all().count()").await, 0);
+    // The original is untouched by the restore.
+    assert_eq!(ok(&server, app, "Books.all().count()").await, 0);
+}
+
+#[tokio::test]
+async fn restoring_in_place_takes_a_safety_backup_and_keeps_the_replaced_database_renamed() {
+    let root = tempfile::tempdir().unwrap();
+    let (server, backups) = server_with_backups(root.path(), &[]);
+    ok(&server, "secret", "Database.create({ name: 'app' })").await;
+    let app = "secret:app:admin";
+    ok(&server, app, "Collection.create({ name: 'Books' })").await;
+    ok(
+        &server,
+        app,
+        "Set.sequence(0, 5).forEach(i => Books.create({ n: i, title: 'x' }))",
+    )
+    .await;
+    let name = ok(&server, "secret", "Backup.create().name").await;
+    let name = name.as_str().unwrap();
+    ok(&server, app, "Books.all().forEach(.delete())").await;
+
+    let restored = ok(
+        &server,
+        "secret",
+        &format!(
+            "Backup.restore({{ backup: '{name}', name: 'app', database: 'app', replace: true }})"
+        ),
+    )
+    .await;
+    let safety = restored["safety_backup"].as_str().unwrap().to_owned();
+    let replaced = restored["replaced"].as_str().unwrap().to_owned();
+    assert!(backups.join(&safety).is_file(), "{restored}");
+    assert_eq!(ok(&server, app, "Books.all().count()").await, 5);
+    let old = format!("secret:{replaced}:admin");
+    assert_eq!(ok(&server, &old, "Books.all().count()").await, 0);
+    // Without replace, an existing name is refused.
+    let (code, _) = refused(
+        &server,
+        "secret",
+        &format!("Backup.restore({{ backup: '{name}', name: 'app', database: 'app' }})"),
+    )
+    .await;
+    assert_eq!(code, "constraint_failure");
+}
+
+#[tokio::test]
+async fn backups_are_for_admins_and_a_damaged_backup_restores_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let (server, backups) = server_with_backups(root.path(), &[]);
+    ok(&server, "secret", "Collection.create({ name: 'Books' })").await;
+    let key = ok(&server, "secret", "Key.create({ role: 'server' }).secret").await;
+    for fql in ["Backup.create()", "Backup.all()", "Backup.status()"] {
+        let (code, body) = refused(&server, key.as_str().unwrap(), fql).await;
+        assert_eq!(code, "permission_denied", "{fql}: {body}");
+    }
+    let (code, _) = refused(&server, "secret", "Books.create({ n: 1 }); Backup.create()").await;
+    assert_eq!(code, "invalid_effect");
+
+    let name = ok(&server, "secret", "Backup.create().name").await;
+    let file = backups.join(name.as_str().unwrap());
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(backups.join("testudo-cut.tbk"), &bytes[..bytes.len() / 2]).unwrap();
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x40;
+    std::fs::write(backups.join("testudo-flipped.tbk"), &flipped).unwrap();
+    for damaged in [
+        "testudo-cut.tbk",
+        "testudo-flipped.tbk",
+        "testudo-missing.tbk",
+    ] {
+        let (code, body) = refused(
+            &server,
+            "secret",
+            &format!("Backup.restore({{ backup: '{damaged}', name: 'broken' }})"),
+        )
+        .await;
+        assert!(
+            code == "invalid_argument" || code == "document_not_found",
+            "{damaged}: {body}"
+        );
+    }
+    assert_eq!(
+        ok(&server, "secret", "Database.byName('broken') == null").await,
+        true
+    );
+    let (code, _) = refused(
+        &server,
+        "secret",
+        "Backup.restore({ backup: '../data/x.tbk', name: 'broken' })",
+    )
+    .await;
+    assert_eq!(code, "constraint_failure");
+}
+
+#[tokio::test]
+async fn backup_schedules_on_database_documents_are_checked_and_run() {
+    let root = tempfile::tempdir().unwrap();
+    let (server, backups) = server_with_backups(
+        root.path(),
+        &["--backup-tick-ms", "100", "--backup-min-every-secs", "1"],
+    );
+    for bad in [
+        "{ every: '0s', keep: 2 }",
+        "{ every: 'soon', keep: 2 }",
+        "{ every: '1h', keep: 0 }",
+        "{ every: '1h', keep: 1001 }",
+        "{ every: '1h', keep: 2, at: 3 }",
+        "{ keep: 2 }",
+        "'1h'",
+    ] {
+        let (code, body) = refused(
+            &server,
+            "secret",
+            &format!("Database.create({{ name: 'bad', backup: {bad} }})"),
+        )
+        .await;
+        assert_eq!(code, "constraint_failure", "{bad}: {body}");
+    }
+    ok(
+        &server,
+        "secret",
+        "Database.create({ name: 'sched', backup: { every: '1s', keep: 2 } })",
+    )
+    .await;
+    ok(
+        &server,
+        "secret:sched:admin",
+        "Collection.create({ name: 'Books' })",
+    )
+    .await;
+    let mut status = serde_json::Value::Null;
+    for _ in 0..600 {
+        status = ok(&server, "secret:sched:admin", "Backup.status()").await;
+        if status["runs"].as_i64().unwrap_or(0) >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(status["runs"].as_i64().unwrap_or(0) >= 3, "{status}");
+    assert_eq!(status["keep"], 2);
+    let listed = ok(&server, "secret:sched:admin", "Backup.all().length").await;
+    assert!(listed.as_i64().unwrap() <= 2 && listed.as_i64().unwrap() >= 1);
+    let dirs: Vec<_> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("db-"))
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    // Removing the schedule is allowed; an update checks it like a create.
+    let (code, _) = refused(
+        &server,
+        "secret",
+        "Database.byName('sched')!.update({ backup: { every: '1h', keep: -1 } })",
+    )
+    .await;
+    assert_eq!(code, "constraint_failure");
+    ok(
+        &server,
+        "secret",
+        "Database.byName('sched')!.update({ backup: null })",
+    )
+    .await;
+}

@@ -9,6 +9,7 @@ pub mod api;
 mod audit;
 mod auth;
 mod authz;
+pub mod backup;
 mod docs;
 mod eval;
 mod gate;
@@ -89,6 +90,9 @@ pub struct EngineOptions {
     /// Where security decisions and authentication events are recorded (none: only the
     /// tracing log).
     pub audit: Option<Arc<dyn testudo_audit::AuditSink>>,
+    /// Where `Backup.create()` writes and `Backup.restore()` reads backups (none: the
+    /// `Backup` module answers that backups are not configured).
+    pub backups: Option<Arc<dyn backup::BackupService>>,
 }
 
 /// State shared by every query.
@@ -111,6 +115,7 @@ pub struct EngineShared {
     pub(crate) jwt: JwtOptions,
     pub(crate) limiter: limits::Limiter,
     pub(crate) database_keys: Option<Arc<dyn DatabaseKeyring>>,
+    pub(crate) backups: Option<Arc<dyn backup::BackupService>>,
 }
 
 pub struct Engine {
@@ -171,6 +176,7 @@ impl Engine {
             jwt: options.jwt,
             limiter: limits::Limiter::default(),
             database_keys: options.database_keys,
+            backups: options.backups,
         });
         index::build::resume_pending(&shared, DbId::ROOT)?;
         Ok(Engine { shared })
@@ -225,6 +231,13 @@ impl Engine {
         min_retention: std::time::Duration,
     ) -> Result<reclaim::ReclaimStats, KvError> {
         reclaim::pass(&self.shared, DbId::ROOT, min_retention)
+    }
+
+    /// Every backup schedule set on a database document (`backup: { every, keep }`), with
+    /// the key prefixes of the subtree each covers, read at one snapshot.
+    pub fn backup_schedules(&self) -> Result<Vec<backup::BackupSchedule>, KvError> {
+        let mut txn = txn::Txn::begin(self.shared.kv.as_ref())?;
+        backup::schedules(&mut txn)
     }
 
     /// Flushes and closes the store.

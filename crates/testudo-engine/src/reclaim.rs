@@ -349,10 +349,19 @@ fn delete_databases(shared: &EngineShared, horizon: Ts) -> Result<ReclaimStats, 
     // read (and tombstoned) through the store as stored, which never opens a value.
     let raw = shared.database_keys.as_ref().map(|keys| keys.raw_kv());
     let kv: &dyn Kv = raw.as_deref().unwrap_or(shared.kv.as_ref());
-    for (marker, _) in markers.entries {
+    for (marker, read) in markers.entries {
         let Some(dead) = keys::db_of_garbage_marker(&marker) else {
             continue;
         };
+        // A restore in progress writes under ids marked like this until it commits (or,
+        // interrupted, until its grace time has passed): see `crate::backup`.
+        if read
+            .value
+            .as_deref()
+            .is_some_and(crate::backup::marker_protects)
+        {
+            continue;
+        }
         let mut doomed = vec![dead];
         let mut i = 0;
         while let Some(&db) = doomed.get(i) {

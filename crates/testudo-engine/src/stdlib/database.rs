@@ -1,6 +1,6 @@
 //! The `Database` system module: child databases as documents of their parent.
 
-use testudo_model::{DataMap, DbId, DocId};
+use testudo_model::{Data, DataMap, DbId, DocId};
 
 use super::args::{arg, object_arg};
 use super::{MethodDef, def, exactly};
@@ -40,7 +40,12 @@ fn create_child(it: &mut Interp<'_>, input: &Object) -> R<(DocRef, DbId)> {
         ));
     }
     let child = DbId(it.new_id().0);
-    let stored = validate(it, input, child, "create")?;
+    let mut input = input.clone();
+    let schedule = take_schedule(it, &mut input, "create")?;
+    let mut stored = validate(it, &input, child, "create")?;
+    if let Some(schedule) = schedule {
+        stored.insert("backup".into(), schedule);
+    }
     let r = DocRef {
         coll: DATABASE,
         id: DocId(child.0),
@@ -190,6 +195,34 @@ fn restore(it: &mut Interp<'_>, input: &Object) -> R<Value> {
     Ok(Value::Doc(r))
 }
 
+/// Takes the `backup` schedule (beyond Fauna: `{ every: "6h", keep: 28 }`) out of a
+/// database definition, checked, to be stored beside what `validate` returns. `null`
+/// removes it.
+fn take_schedule(it: &Interp<'_>, def: &mut Object, verb: &str) -> R<Option<Data>> {
+    let Some(value) = def.shift_remove("backup") else {
+        return Ok(None);
+    };
+    if matches!(value, Value::Null(_)) {
+        return Ok(None);
+    }
+    let refuse = |message: String| {
+        Err(constraint_error(
+            format!("Failed to {verb} document in collection Database."),
+            vec![failure("backup", message)],
+        ))
+    };
+    let Some(service) = &it.shared.backups else {
+        return refuse(
+            "Backups are not configured on this server: start it with `--backup-dir DIR`.".into(),
+        );
+    };
+    let data = crate::docs::to_data(&value)?;
+    match crate::backup::parse_schedule(&data, service.min_schedule()) {
+        Ok(_) => Ok(Some(data)),
+        Err(message) => refuse(message),
+    }
+}
+
 fn restore_error<T>(field: &str, message: impl Into<String>) -> R<T> {
     Err(constraint_error(
         "Failed to restore database.",
@@ -211,7 +244,12 @@ pub fn write_definition(it: &mut Interp<'_>, r: DocRef, patch: &Object, replace:
             .map(|(k, v)| (k, crate::docs::from_data(v, None)))
             .collect()
     };
-    let stored = validate(it, &merged, DbId(r.id.0), verb)?;
+    let mut merged = merged;
+    let schedule = take_schedule(it, &mut merged, verb)?;
+    let mut stored = validate(it, &merged, DbId(r.id.0), verb)?;
+    if let Some(schedule) = schedule {
+        stored.insert("backup".into(), schedule);
+    }
     it.put_doc(r, Action::Write, verb, stored, None)?;
     it.auth_changed = true;
     Ok(Value::Doc(r))

@@ -7,6 +7,7 @@ pub mod access;
 pub mod access_provider;
 pub mod args;
 pub mod array;
+pub mod backup;
 pub mod bytes;
 pub mod collection;
 pub mod database;
@@ -103,6 +104,7 @@ fn module_method(m: &Module, name: &str) -> Option<MethodDef> {
             "Role" => role::role_module_method(name),
             "AccessProvider" => access_provider::module_method(name),
             "Database" => database::database_module_method(name),
+            "Backup" => backup::module_method(name),
             "Key" => access::key_module_method(name),
             "Token" => access::token_module_method(name),
             "Credential" => access::credential_module_method(name),
@@ -196,6 +198,7 @@ const BUILTIN_MODULES: &[&str] = &[
     "Role",
     "AccessProvider",
     "Database",
+    "Backup",
     "Key",
     "Credential",
     "Token",
