@@ -62,8 +62,12 @@ struct CreateArgs {
     data_dir: PathBuf,
 
     /// The directory to write the backup file into (created if missing).
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "url")]
+    out: Option<PathBuf>,
+
+    /// Ask a running server instead (it writes into its `--backup-dir`).
+    #[command(flatten)]
+    remote: RemoteArgs,
 
     /// Back up only keys starting with this prefix (hex; repeatable).
     #[arg(long, value_name = "HEX")]
@@ -77,7 +81,25 @@ struct CreateArgs {
 #[derive(Args)]
 struct ListArgs {
     /// The backup directory.
-    dir: PathBuf,
+    #[arg(required_unless_present = "url")]
+    dir: Option<PathBuf>,
+
+    /// Ask a running server instead.
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+/// A running server, reached over HTTP with an admin secret: backups of the database the
+/// secret belongs to (the root secret: the whole server).
+#[derive(Args)]
+struct RemoteArgs {
+    /// The server's URL (`http://host:port`).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+
+    /// An admin secret of the database to back up or restore into.
+    #[arg(long, env = "TESTUDO_SECRET", hide_env_values = true, requires = "url")]
+    secret: Option<String>,
 }
 
 #[derive(Args)]
@@ -103,11 +125,34 @@ struct PruneArgs {
 #[derive(Args)]
 pub struct RestoreArgs {
     /// The backup file.
-    file: PathBuf,
+    #[arg(required_unless_present = "url")]
+    file: Option<PathBuf>,
 
     /// The new data directory (must not exist, or be empty).
-    #[arg(long)]
-    data_dir: PathBuf,
+    #[arg(long, required_unless_present = "url")]
+    data_dir: Option<PathBuf>,
+
+    /// Restore through a running server instead, as a new child database.
+    #[command(flatten)]
+    remote: RemoteArgs,
+
+    /// With --url: the backup's name, as `backup list --url` shows it.
+    #[arg(long, requires = "url")]
+    backup: Option<String>,
+
+    /// With --url: the name of the new child database.
+    #[arg(long, requires = "backup")]
+    into: Option<String>,
+
+    /// With --url: the database inside the backup to restore (a path such as `app/tenant`;
+    /// the backup's own database when absent).
+    #[arg(long, requires = "backup")]
+    database: Option<String>,
+
+    /// With --url: replace the existing child `--into` (a safety backup of it is taken
+    /// first; it is kept, renamed `<name>_replaced_<ts>`).
+    #[arg(long, requires = "backup")]
+    replace: bool,
 
     /// The backup's master key; the new store is encrypted at rest under it.
     #[command(flatten)]
@@ -163,6 +208,18 @@ fn parse_prefix(text: &str) -> Result<Vec<u8>, CliError> {
 }
 
 fn create(args: &CreateArgs) -> Result<(), CliError> {
+    if let Some(remote) = args.remote.server()? {
+        let data = remote.query("Backup.create()", serde_json::json!({}))?;
+        return say(&format!(
+            "created {} on the server ({} bytes; snapshot {}; {} keys, {} versions)",
+            data["name"].as_str().unwrap_or_default(),
+            data["bytes"],
+            data["ts"].as_str().unwrap_or_default(),
+            data["keys"],
+            data["versions"]
+        ));
+    }
+    let out = args.out.clone().unwrap_or_default();
     // Opening creates a store where there is none: refuse to back up nothing.
     let has_files = std::fs::read_dir(&args.data_dir)
         .map(|mut entries| entries.next().is_some())
@@ -195,9 +252,8 @@ fn create(args: &CreateArgs) -> Result<(), CliError> {
         master: master.as_ref(),
         cancel: None,
     };
-    let created = testudo_backup::create_backup(kv.as_ref(), &args.out, &options, &|done| {
-        progress.update(done)
-    });
+    let created =
+        testudo_backup::create_backup(kv.as_ref(), &out, &options, &|done| progress.update(done));
     let closed = kv.close();
     let created = created.map_err(backup_error)?;
     closed.map_err(|e| CliError::Failed(format!("closing the store: {e}")))?;
@@ -223,9 +279,32 @@ fn encryption(key_id: Option<&str>) -> String {
 }
 
 fn list(args: &ListArgs) -> Result<(), CliError> {
-    let entries = testudo_backup::list_backups(&args.dir).map_err(backup_error)?;
+    if let Some(remote) = args.remote.server()? {
+        let data = remote.query("Backup.all()", serde_json::json!({}))?;
+        let list = data.as_array().cloned().unwrap_or_default();
+        if list.is_empty() {
+            return say("no backups on the server");
+        }
+        for b in list {
+            say(&format!(
+                "{}\t{} bytes\tcreated {}\tsnapshot {}\t{}",
+                b["name"].as_str().unwrap_or_default(),
+                b["bytes"],
+                b["created"].as_str().unwrap_or_default(),
+                b["ts"].as_str().unwrap_or_default(),
+                if b["encrypted"] == true {
+                    "encrypted"
+                } else {
+                    "not encrypted"
+                }
+            ))?;
+        }
+        return Ok(());
+    }
+    let dir = args.dir.clone().unwrap_or_default();
+    let entries = testudo_backup::list_backups(&dir).map_err(backup_error)?;
     if entries.is_empty() {
-        return say(&format!("no backups in {}", args.dir.display()));
+        return say(&format!("no backups in {}", dir.display()));
     }
     for entry in entries {
         let line = match entry.status {
@@ -294,15 +373,22 @@ fn prune(args: &PruneArgs) -> Result<(), CliError> {
 }
 
 pub fn restore(args: RestoreArgs) -> Result<(), CliError> {
+    if let Some(remote) = args.remote.server()? {
+        return restore_remote(&remote, &args);
+    }
+    let (Some(file), Some(data_dir)) = (args.file.clone(), args.data_dir.clone()) else {
+        return Err(CliError::Refused(
+            "restore needs a backup FILE and --data-dir (or --url with --backup)".into(),
+        ));
+    };
     let master = store::master_key(&args.store)?;
     // Two passes over the file: verify, then load.
-    let size = file_size(&args.file).map(|s| s * 2);
+    let size = file_size(&file).map(|s| s * 2);
     let progress = Meter::new("restore", size);
-    let report =
-        testudo_backup::restore_to_dir(&args.file, master.as_ref(), &args.data_dir, &|done| {
-            progress.update(done)
-        })
-        .map_err(backup_error)?;
+    let report = testudo_backup::restore_to_dir(&file, master.as_ref(), &data_dir, &|done| {
+        progress.update(done)
+    })
+    .map_err(backup_error)?;
     progress.finish(size.unwrap_or_default());
     let m = &report.manifest;
     say(&format!(
@@ -310,13 +396,139 @@ pub fn restore(args: RestoreArgs) -> Result<(), CliError> {
         m.keys,
         m.versions,
         m.snapshot_ts,
-        args.data_dir.display(),
+        data_dir.display(),
         if master.is_some() {
             " (encrypted at rest)"
         } else {
             ""
         }
     ))
+}
+
+fn restore_remote(remote: &Remote, args: &RestoreArgs) -> Result<(), CliError> {
+    let (Some(backup), Some(into)) = (&args.backup, &args.into) else {
+        return Err(CliError::Refused(
+            "restore --url needs --backup NAME and --into NAME".into(),
+        ));
+    };
+    let data = remote.query(
+        "Backup.restore({ backup: b, name: n, database: d, replace: r })",
+        serde_json::json!({
+            "b": backup,
+            "n": into,
+            "d": args.database,
+            "r": args.replace,
+        }),
+    )?;
+    let mut line = format!(
+        "restored {} as database {into} ({} databases, {} documents, snapshot {})",
+        backup,
+        data["databases"],
+        data["documents"],
+        data["ts"].as_str().unwrap_or_default()
+    );
+    if let Some(safety) = data["safety_backup"].as_str() {
+        line.push_str(&format!("; safety backup {safety}"));
+    }
+    if let Some(replaced) = data["replaced"].as_str() {
+        line.push_str(&format!("; the replaced database is now {replaced}"));
+    }
+    say(&line)
+}
+
+impl RemoteArgs {
+    /// The server to ask, when `--url` is given.
+    fn server(&self) -> Result<Option<Remote>, CliError> {
+        let Some(url) = &self.url else {
+            return Ok(None);
+        };
+        let Some(secret) = self.secret.clone() else {
+            return Err(CliError::Refused(
+                "--url needs --secret (or TESTUDO_SECRET): an admin secret".into(),
+            ));
+        };
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| CliError::Refused(format!("--url {url}: {e}")))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(CliError::Refused(format!(
+                "--url {url}: only http:// is supported here (run it on the server's host, or \
+                 through a tunnel, for a TLS-only server)"
+            )));
+        }
+        let Some(host) = uri.host() else {
+            return Err(CliError::Refused(format!("--url {url} names no host")));
+        };
+        let authority = format!("{host}:{}", uri.port_u16().unwrap_or(80));
+        Ok(Some(Remote { authority, secret }))
+    }
+}
+
+/// A running server's query endpoint.
+struct Remote {
+    authority: String,
+    secret: String,
+}
+
+impl Remote {
+    /// Runs one FQL query (simple format) and returns its `data`; a query error is refused
+    /// with the server's code and message.
+    fn query(
+        &self,
+        fql: &str,
+        arguments: serde_json::Value,
+    ) -> Result<serde_json::Value, CliError> {
+        let body = serde_json::json!({ "query": fql, "arguments": arguments }).to_string();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::Failed(format!("cannot start the HTTP client: {e}")))?;
+        let (status, bytes) = runtime.block_on(self.post(body))?;
+        let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            CliError::Failed(format!("the server answered {status} with no JSON: {e}"))
+        })?;
+        if status == 200 {
+            return Ok(json["data"].clone());
+        }
+        Err(CliError::Refused(format!(
+            "the server refused ({status} {}): {}",
+            json["error"]["code"].as_str().unwrap_or("error"),
+            json["error"]["message"].as_str().unwrap_or_default()
+        )))
+    }
+
+    async fn post(&self, body: String) -> Result<(u16, bytes::Bytes), CliError> {
+        use http_body_util::BodyExt;
+        let failed = |e: &dyn std::fmt::Display| {
+            CliError::Failed(format!("cannot reach {}: {e}", self.authority))
+        };
+        let stream = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| failed(&e))?;
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| failed(&e))?;
+        let driver = tokio::spawn(connection);
+        let request = http::Request::post("/query/1")
+            .header("host", &self.authority)
+            .header("authorization", format!("Bearer {}", self.secret))
+            .header("content-type", "application/json")
+            // A restore may take longer than a query usually does.
+            .header("x-query-timeout-ms", "600000")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| failed(&e))?;
+        let response = sender.send_request(request).await.map_err(|e| failed(&e))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| failed(&e))?
+            .to_bytes();
+        driver.abort();
+        Ok((status, bytes))
+    }
 }
 
 fn file_size(path: &Path) -> Option<u64> {

@@ -559,3 +559,44 @@ async fn backup_schedules_on_database_documents_are_checked_and_run() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_cli_creates_lists_and_restores_backups_through_a_running_server() {
+    let root = tempfile::tempdir().unwrap();
+    let (server, _) = server_with_backups(root.path(), &[]);
+    ok(&server, "secret", "Collection.create({ name: 'Books' })").await;
+    ok(&server, "secret", "Books.create({ n: 1, title: 'one' })").await;
+    let url = format!("http://{}", server.addr);
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--url", &url]);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_testudo"))
+            .args(&all)
+            .env("TESTUDO_SECRET", "secret")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, out, err) = cli(&["backup", "create"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let name = out.split_whitespace().nth(1).unwrap().to_owned();
+    let (code, out, err) = cli(&["backup", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&name), "{out}");
+    let (code, out, err) = cli(&["restore", "--backup", &name, "--into", "copy"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(
+        ok(
+            &server,
+            "secret:copy:admin",
+            "Books.all().map(.title).toArray()"
+        )
+        .await,
+        serde_json::json!(["one"])
+    );
+    // The server's refusal is the CLI's: an existing name without --replace.
+    let (code, _, err) = cli(&["restore", "--backup", &name, "--into", "copy"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("constraint_failure"), "{err}");
+}
