@@ -1,12 +1,14 @@
 //! `testudo keys`: the master key and the data key of an encrypted store.
 //!
 //! - `keys generate --out PATH`: a new random master key, written to a new file (mode 0600).
-//! - `keys rotate-master`: rewraps the store's data keys under a new master key; no data is
+//! - `keys rotate-master`: rewraps the store's data keys (and the per-database keys in
+//!   `dbkeys`) under a new master key; no data is
 //!   rewritten, the keyring file is replaced atomically, and it may run while the server runs
 //!   (which needs the new key at its next start).
 //! - `keys rotate-data`: re-encrypts every block of the data file under a new data key.
 //!   Offline: the server must be stopped (refused otherwise).
-//! - `keys verify`: checks that every block authenticates. Offline too.
+//! - `keys verify`: checks that every block authenticates, and that every per-database key
+//!   in `dbkeys` unwraps. Offline too.
 //!
 //! **Invariants:** no key is ever printed or logged, only fingerprints; a key file is created
 //! private and never overwritten; stdout gets one summary line per command, progress goes to
@@ -17,7 +19,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use testudo_storage_redb::keys::{MasterKey, MasterKeySource};
-use testudo_storage_redb::{rotate_data, rotate_master, verify_store};
+use testudo_storage_redb::{rotate_data, rotate_master, verify_db_keys, verify_store};
 
 use crate::CliError;
 use crate::store::{self, StoreArgs};
@@ -208,8 +210,14 @@ fn verify(args: &StoreDir) -> Result<(), CliError> {
             }
         )));
     }
+    let db_keys = match verify_db_keys(dir, &master).map_err(|e| store::key_error(&e))? {
+        Some((keys, shredded)) => {
+            format!("; {keys} per-database keys unwrap ({shredded} shredded)")
+        }
+        None => "; no per-database keys".to_owned(),
+    };
     say(&format!(
-        "all {} blocks of {} authenticate ({} never written)",
+        "all {} blocks of {} authenticate ({} never written){db_keys}",
         report.blocks,
         dir.display(),
         report.unwritten

@@ -180,17 +180,22 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
 
     // Before the engine: it records its security decisions in the same audit log.
     let monitoring = args.monitoring.start(&args.store).await?;
+    // The engine writes through the per-database sealing store; backups copy values as
+    // stored (still sealed), so a deleted database stays unreadable in them.
+    let opened = store::open_for_engine(&args.data_dir, &args.store, args.dev)?;
     let mut options = EngineOptions {
         jwt: args.jwt.options()?,
         audit: monitoring.audit_sink(),
         backups: None,
+        database_keys: opened.database_keys.clone(),
     };
-    let kv = store::open(&args.data_dir, &args.store, args.dev)?;
-    let backups = args
-        .backup
-        .start(Arc::clone(&kv), &args.store, monitoring.audit_sink())?;
+    let backups = args.backup.start(
+        Arc::clone(&opened.raw),
+        &args.store,
+        monitoring.audit_sink(),
+    )?;
     options.backups = backups.as_ref().map(|b| b.service());
-    let engine = Engine::open_with(kv, EngineConfig { root_secret }, options)
+    let engine = Engine::open_with(opened.kv, EngineConfig { root_secret }, options)
         .map_err(|err| CliError::Failed(format!("could not open the database: {err}")))?;
     let engine = Arc::new(engine);
     if let Some(backups) = &backups {

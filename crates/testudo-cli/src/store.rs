@@ -8,17 +8,28 @@
 //! encrypted store is refused without its key and a plaintext store with a key: nothing is
 //! ever converted silently.
 //!
+//! With a master key the server also seals every value under its database's own data key
+//! (`<data-dir>/dbkeys`, see `testudo_storage_redb::sealed`): [`open_for_engine`] hands the
+//! engine the sealing store and the keyring that destroys a deleted database's key, and the
+//! backup code the store as stored (values still sealed), so that a backup never outlives the
+//! deletion of a database in readable form. `--db-keys-copy-dir` keeps a copy of `dbkeys`
+//! beside the backups, updated after every change.
+//!
 //! **Invariants:** no other file of the binary knows which backend stores the data; key
 //! material is never logged or printed (only the key's public fingerprint); serving without
-//! a master key outside `--dev` is always announced with a warning.
+//! a master key outside `--dev` is always announced with a warning; the engine never gets
+//! the undecorated store of an encrypted data directory, and backups never get the sealing
+//! one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
+use testudo_engine::DatabaseKeyring;
+use testudo_engine::DbId;
 use testudo_storage::{Kv, LocalKvOptions};
 use testudo_storage_redb::keys::{KeyError, MASTER_KEY_ENV, MasterKey, MasterKeySource};
-use testudo_storage_redb::{StoreError, open_store};
+use testudo_storage_redb::{DatabaseKeys, SealedKv, StoreError, open_store};
 
 use crate::CliError;
 
@@ -35,6 +46,12 @@ pub struct StoreArgs {
     /// e.g. a KMS or secrets-manager client. Run with `sh -c`; it gets 30 s.
     #[arg(long, value_name = "COMMAND")]
     master_key_command: Option<String>,
+
+    /// With a master key: keep a copy of the per-database key file (`dbkeys`) in this
+    /// directory, rewritten after every change (give the directory your backups go to: a
+    /// backup is restored with it, and a deleted database stays unreadable in it).
+    #[arg(long, value_name = "DIR")]
+    db_keys_copy_dir: Option<PathBuf>,
 }
 
 /// Where `options` says the master key comes from (`None`: no encryption).
@@ -76,8 +93,88 @@ pub fn master_key(options: &StoreArgs) -> Result<Option<MasterKey>, CliError> {
         .transpose()
 }
 
-/// Opens (creating if needed) the store kept in `data_dir`. `dev` is `serve --dev`.
+/// The store of a data directory as the server uses it.
+pub struct OpenedStore {
+    /// What the engine reads and writes through (values sealed per database when encrypted).
+    pub kv: Arc<dyn Kv>,
+    /// The same store with values as stored: for backups.
+    pub raw: Arc<dyn Kv>,
+    /// The per-database keys (encrypted stores only), for [`testudo_engine::EngineOptions`].
+    pub database_keys: Option<Arc<dyn DatabaseKeyring>>,
+}
+
+/// Opens (creating if needed) the store kept in `data_dir` for the server: with a master
+/// key, values are sealed per database. `dev` is `serve --dev`.
+pub fn open_for_engine(
+    data_dir: &Path,
+    options: &StoreArgs,
+    dev: bool,
+) -> Result<OpenedStore, CliError> {
+    let (raw, master) = open_with_key(data_dir, options, dev)?;
+    let Some(master) = master else {
+        return Ok(OpenedStore {
+            kv: Arc::clone(&raw),
+            raw,
+            database_keys: None,
+        });
+    };
+    let keys = DatabaseKeys::open(data_dir, master, raw.as_ref()).map_err(|e| key_error(&e))?;
+    if let Some(dir) = &options.db_keys_copy_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CliError::Failed(format!("could not create {}: {e}", dir.display())))?;
+        keys.mirror_to(dir).map_err(|e| key_error(&e))?;
+    }
+    let keys = Arc::new(keys);
+    Ok(OpenedStore {
+        kv: Arc::new(SealedKv::new(Arc::clone(&raw), Arc::clone(&keys))),
+        database_keys: Some(Arc::new(EngineKeys {
+            keys,
+            raw: Arc::clone(&raw),
+        })),
+        raw,
+    })
+}
+
+/// The per-database keys as the engine sees them.
+struct EngineKeys {
+    keys: Arc<DatabaseKeys>,
+    raw: Arc<dyn Kv>,
+}
+
+impl std::fmt::Debug for EngineKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EngineKeys({:?})", self.keys)
+    }
+}
+
+impl DatabaseKeyring for EngineKeys {
+    fn shred(&self, dbs: &[DbId]) -> Result<(), String> {
+        let ids: Vec<u64> = dbs.iter().map(|db| db.0).collect();
+        self.keys.shred(&ids).map_err(|e| e.to_string())?;
+        tracing::info!(databases = ?ids, "destroyed the data keys of deleted databases");
+        Ok(())
+    }
+
+    fn databases(&self) -> Vec<DbId> {
+        self.keys.databases().into_iter().map(DbId).collect()
+    }
+
+    fn raw_kv(&self) -> Arc<dyn Kv> {
+        Arc::clone(&self.raw)
+    }
+}
+
+/// Opens (creating if needed) the store kept in `data_dir`, values as stored (for backups
+/// and tools: with a master key, values stay sealed per database). `dev` is `serve --dev`.
 pub fn open(data_dir: &Path, options: &StoreArgs, dev: bool) -> Result<Arc<dyn Kv>, CliError> {
+    open_with_key(data_dir, options, dev).map(|(kv, _)| kv)
+}
+
+fn open_with_key(
+    data_dir: &Path,
+    options: &StoreArgs,
+    dev: bool,
+) -> Result<(Arc<dyn Kv>, Option<MasterKey>), CliError> {
     let master = master_key(options)?;
     let kv = open_store(data_dir, master.as_ref(), LocalKvOptions::default())
         .map_err(|e| store_error(data_dir, e))?;
@@ -94,7 +191,7 @@ pub fn open(data_dir: &Path, options: &StoreArgs, dev: bool) -> Result<Arc<dyn K
             data_dir.display()
         ),
     }
-    Ok(Arc::new(kv))
+    Ok((Arc::new(kv), master))
 }
 
 /// A key failure as the CLI reports it: the operator has to fix the configuration.
@@ -129,6 +226,7 @@ mod tests {
         let none = StoreArgs {
             master_key_file: None,
             master_key_command: None,
+            db_keys_copy_dir: None,
         };
         assert!(choose_source(&none, false).unwrap().is_none());
         assert_eq!(
@@ -138,6 +236,7 @@ mod tests {
         let file = StoreArgs {
             master_key_file: Some(PathBuf::from("/k")),
             master_key_command: None,
+            db_keys_copy_dir: None,
         };
         assert!(matches!(
             choose_source(&file, true),
@@ -146,6 +245,7 @@ mod tests {
         let both = StoreArgs {
             master_key_file: Some(PathBuf::from("/k")),
             master_key_command: Some("echo".to_owned()),
+            db_keys_copy_dir: None,
         };
         assert!(matches!(
             choose_source(&both, false),

@@ -195,13 +195,15 @@ async fn canary_the_marker_never_reaches_the_disk_a_flipped_byte_is_an_integrity
 
     // Flip one byte in the data page that holds document 1207 (and in every stale copy of
     // that page a later commit left behind: which copy is live is redb's business).
+    // The document's value is sealed under its database's key, so the page is found by the
+    // sealed bytes (their random nonce makes them unique).
+    let needle = stored_document(data.path(), &key, 1207);
     let file = open_encrypted_file(data.path(), &key).unwrap();
-    let needle = format!("{MARKER} 207 ");
     let blocks: Vec<u64> = (1..file.blocks())
         .filter(|&i| {
             file.read_block(i)
                 .unwrap()
-                .is_ok_and(|plain| contains(&plain, needle.as_bytes()))
+                .is_ok_and(|plain| contains(&plain, &needle))
         })
         .collect();
     assert!(!blocks.is_empty(), "no block holds the document");
@@ -500,5 +502,189 @@ fn keys_rotate_master_then_rotate_data_keep_the_data() {
         (200, Some("still here")),
         "{body}"
     );
+    stop(server);
+}
+
+/// The first 40 stored (sealed) bytes of the newest version of the root database's document
+/// with id `id` (the engine's key layout: database id, `0x01`, collection id, document id).
+fn stored_document(dir: &Path, key: &MasterKey, id: u64) -> Vec<u8> {
+    let kv = testudo_storage_redb::open_store(dir, Some(key), Default::default()).unwrap();
+    let snapshot = testudo_storage::Kv::begin(&kv).unwrap();
+    let docs = testudo_storage::KeyRange::prefix(&[0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    let value = snapshot
+        .scan(docs, snapshot.ts(), testudo_storage::ScanOrder::Ascending)
+        .unwrap()
+        .map(|item| item.unwrap())
+        .find(|(k, _)| k.ends_with(&id.to_be_bytes()))
+        .and_then(|(_, version)| version.value)
+        .unwrap();
+    drop(snapshot);
+    testudo_storage::Kv::close(&kv).unwrap();
+    value[..40].to_vec()
+}
+
+/// `fql` as the admin of child database `db` (the dev root secret, scoped), in the simple
+/// format.
+async fn query_in(server: &TestServer, db: &str, fql: &str) -> common::TestResponse {
+    let body = serde_json::json!({ "query": fql }).to_string();
+    let bearer = format!("Bearer secret:{db}:admin");
+    server
+        .client(common::Protocol::Http1)
+        .await
+        .post_query(body, &[("authorization", &bearer)])
+        .await
+}
+
+/// A testudo subcommand other than `serve` and `keys`, run to completion.
+fn tool(args: &[&str]) -> (ExitStatus, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_testudo"));
+    command
+        .args(args)
+        .env_remove("TESTUDO_MASTER_KEY")
+        .stdin(Stdio::null());
+    run_to_exit(command)
+}
+
+/// Every stored value (all versions) of the store in `dir`, read without the per-database
+/// keys: what a backup copies.
+fn raw_values(dir: &Path, key: &MasterKey) -> Vec<Vec<u8>> {
+    let kv = testudo_storage_redb::open_store(dir, Some(key), Default::default()).unwrap();
+    let snapshot = testudo_storage::Kv::begin(&kv).unwrap();
+    let all = testudo_storage::KeyRange {
+        start: Vec::new(),
+        end: None,
+    };
+    let keys: Vec<Vec<u8>> = snapshot
+        .scan(all, snapshot.ts(), testudo_storage::ScanOrder::Ascending)
+        .unwrap()
+        .map(|item| item.unwrap().0)
+        .collect();
+    let mut values = Vec::new();
+    for k in keys {
+        let versions = snapshot
+            .versions(&k, (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded))
+            .unwrap();
+        values.extend(versions.filter_map(|v| v.unwrap().value));
+    }
+    drop(snapshot);
+    testudo_storage::Kv::close(&kv).unwrap();
+    values
+}
+
+#[tokio::test]
+async fn a_deleted_database_is_unreadable_in_an_older_backup_while_its_sibling_restores() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (key_path, key) = key_file(keys_dir.path(), "master.key");
+    let key_arg = key_path.to_str().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let backups_arg = backups.path().to_str().unwrap();
+    let serve_args = [
+        "--dev",
+        "--master-key-file",
+        key_arg,
+        "--db-keys-copy-dir",
+        backups_arg,
+    ];
+
+    let server = TestServer::start(data.path(), &serve_args, &[]);
+    for db in ["doomed", "kept"] {
+        let (status, body) =
+            query(server.addr, &format!("Database.create({{ name: '{db}' }})")).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let setup = query_in(&server, db, "Collection.create({ name: 'Notes' })").await;
+        assert_eq!(setup.status, 200, "{:?}", setup.body);
+        let write = format!("Notes.create({{ id: '1', note: '{MARKER}-{db}' }})");
+        let written = query_in(&server, db, &write).await;
+        assert_eq!(written.status, 200, "{:?}", written.body);
+    }
+    stop(server);
+
+    // Every value is sealed under its database's key: not even the block-decrypted store
+    // holds the marker.
+    for value in raw_values(data.path(), &key) {
+        assert!(
+            !contains(&value, MARKER.as_bytes()),
+            "a value is not sealed"
+        );
+    }
+    // Offline `keys verify` checks the per-database keys too.
+    let (status, stdout, stderr) = run_to_exit(keys(&[
+        "verify",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--master-key-file",
+        key_arg,
+    ]));
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("per-database keys unwrap"), "{stdout}");
+
+    // A backup taken while `doomed` exists.
+    let (status, _, stderr) = tool(&[
+        "backup",
+        "create",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--out",
+        backups_arg,
+        "--master-key-file",
+        key_arg,
+    ]);
+    assert!(status.success(), "{stderr}");
+    let backup_file = std::fs::read_dir(backups.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap() != "dbkeys" && !p.to_str().unwrap().ends_with(".tmp"))
+        .unwrap();
+
+    // `doomed` is deleted: its key is destroyed here and in the copy beside the backups.
+    let server = TestServer::start(data.path(), &serve_args, &[]);
+    let (status, body) = query(server.addr, "Database.byName('doomed')!.delete()").unwrap();
+    assert_eq!(status, 200, "{body}");
+    stop(server);
+    let copy = std::fs::read_to_string(backups.path().join("dbkeys")).unwrap();
+    assert!(copy.contains("shredded "), "{copy}");
+    assert_eq!(
+        copy,
+        std::fs::read_to_string(data.path().join("dbkeys")).unwrap()
+    );
+
+    // The old backup restores, but without the key file it is refused, not misread.
+    let restored = tempfile::tempdir().unwrap();
+    let restored_dir = restored.path().join("store");
+    let (status, _, stderr) = tool(&[
+        "restore",
+        backup_file.to_str().unwrap(),
+        "--data-dir",
+        restored_dir.to_str().unwrap(),
+        "--master-key-file",
+        key_arg,
+    ]);
+    assert!(status.success(), "{stderr}");
+    let (status, _, stderr) = run_to_exit(testudo(
+        &restored_dir,
+        &[
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--master-key-file",
+            key_arg,
+        ],
+        &[],
+    ));
+    assert!(!status.success());
+    assert!(stderr.contains("copy the `dbkeys` file"), "{stderr}");
+
+    // With the key file kept beside the backups: the sibling reads, the deleted database's
+    // documents are a clear error, never data.
+    std::fs::copy(backups.path().join("dbkeys"), restored_dir.join("dbkeys")).unwrap();
+    let server = TestServer::start(&restored_dir, &["--dev", "--master-key-file", key_arg], &[]);
+    let kept = query_in(&server, "kept", "Notes.byId('1')!.note").await;
+    assert_eq!(kept.status, 200, "{:?}", kept.body);
+    assert_eq!(kept.json()["data"], format!("{MARKER}-kept"));
+    let doomed = query_in(&server, "doomed", "Notes.byId('1')!.note").await;
+    assert_ne!(doomed.status, 200);
+    assert!(!contains(&doomed.body, MARKER.as_bytes()));
+    server.wait_for_log("crypto-shredded");
     stop(server);
 }

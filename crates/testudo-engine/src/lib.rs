@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use ring::rand::{SecureRandom, SystemRandom};
 use testudo_auth::SecretHash;
-use testudo_model::DbId;
+pub use testudo_model::DbId;
 use testudo_storage::{CommitError, Kv, KvError, WriteSet};
 
 pub use api::*;
