@@ -18,10 +18,11 @@
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
 use testudo_audit::{AeadKey, Filter, ReadError, SegmentKeys, VerifyError};
+use testudo_engine::backup::{BackupService, DbId, ScheduleStatus};
 use testudo_storage_redb::keys::{DataKey, MasterKey, WrappedKey};
 
 use crate::{CliError, store};
@@ -340,6 +341,36 @@ enum WhenFullArg {
     Block,
 }
 
+/// Directory levels and entries [`directory_bytes`] looks at, at most: a scrape stays cheap
+/// whatever is put in the data directory.
+const SIZE_MAX_DEPTH: usize = 4;
+const SIZE_MAX_ENTRIES: usize = 100_000;
+
+/// The bytes of the files under `dir` (symbolic links not followed), from metadata only.
+fn directory_bytes(dir: &Path) -> u64 {
+    let mut total = 0u64;
+    let mut seen = 0usize;
+    let mut pending = vec![(dir.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > SIZE_MAX_ENTRIES {
+                return total;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_file() {
+                total = total.saturating_add(meta.len());
+            } else if meta.is_dir() && depth < SIZE_MAX_DEPTH {
+                pending.push((entry.path(), depth + 1));
+            }
+        }
+    }
+    total
+}
+
 /// What `serve` runs next to the server; dropped (or [`Monitoring::close`]d) after it.
 pub struct Monitoring {
     writer: Option<Arc<testudo_audit::AuditWriter>>,
@@ -420,6 +451,119 @@ impl Monitoring {
         config.audit = self.audit_sink();
         config.metrics = Arc::clone(&self.metrics);
         config.slow_query = self.slow_query;
+    }
+
+    /// Adds the store's series to `/metrics`: commits, backend batches and their sizes
+    /// (`testudo_commit_batch_size`, transactions per batch) and the data directory's size
+    /// (`testudo_storage_bytes`, summed at each scrape).
+    pub fn watch_store(&self, engine: &Arc<testudo_engine::Engine>, data_dir: &Path) {
+        let metrics = &self.metrics;
+        let stats = {
+            let engine = Arc::downgrade(engine);
+            move || engine.upgrade().and_then(|engine| engine.commit_stats())
+        };
+        let read = stats.clone();
+        metrics.register_counter(
+            "testudo_commits_total",
+            "Transactions committed (read-only ones validated included).",
+            move || read().map(|s| s.commits as f64),
+        );
+        let read = stats.clone();
+        metrics.register_counter(
+            "testudo_commit_conflicts_total",
+            "Transactions refused at commit because of a conflicting write.",
+            move || read().map(|s| s.conflicts as f64),
+        );
+        let read = stats.clone();
+        metrics.register_counter(
+            "testudo_commit_batches_total",
+            "Backend batches written (one durable flush each).",
+            move || read().map(|s| s.batches as f64),
+        );
+        metrics.register_histogram(
+            "testudo_commit_batch_size",
+            "Transactions per backend batch (group commit).",
+            move || {
+                stats().map(|s| testudo_server::HistogramValue {
+                    bounds: testudo_storage::BATCH_SIZE_BOUNDS
+                        .iter()
+                        .map(|&b| b as f64)
+                        .collect(),
+                    counts: s.batch_sizes.to_vec(),
+                    sum: s.batched_commits as f64,
+                })
+            },
+        );
+        let dir = data_dir.to_path_buf();
+        metrics.register_gauge(
+            "testudo_storage_bytes",
+            "Bytes of the files in the data directory.",
+            move || Some(directory_bytes(&dir) as f64),
+        );
+    }
+
+    /// Adds the server-wide backup schedule's series to `/metrics`, read from `backups` at
+    /// each scrape (left out while there is no schedule or no backup yet).
+    pub fn watch_backups(&self, backups: Arc<dyn BackupService>) {
+        type Field = fn(&ScheduleStatus, SystemTime) -> Option<f64>;
+        let series: [(&'static str, &'static str, bool, Field); 6] = [
+            (
+                "testudo_backup_last_success_timestamp_seconds",
+                "When the newest scheduled backup succeeded (Unix time).",
+                false,
+                |s, _| s.last_success_unix_ms.map(|ms| ms as f64 / 1000.0),
+            ),
+            (
+                "testudo_backup_age_seconds",
+                "Seconds since the newest scheduled backup succeeded.",
+                false,
+                |s, now| {
+                    let now = now
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .ok()?
+                        .as_secs_f64();
+                    s.last_success_unix_ms
+                        .map(|ms| (now - ms as f64 / 1000.0).max(0.0))
+                },
+            ),
+            (
+                "testudo_backup_last_failure_timestamp_seconds",
+                "When the newest scheduled backup failed (Unix time).",
+                false,
+                |s, _| s.last_failure_unix_ms.map(|ms| ms as f64 / 1000.0),
+            ),
+            (
+                "testudo_backup_runs_total",
+                "Scheduled backups attempted.",
+                true,
+                |s, _| Some(s.runs as f64),
+            ),
+            (
+                "testudo_backup_failures_total",
+                "Scheduled backups that failed.",
+                true,
+                |s, _| Some(s.failures as f64),
+            ),
+            (
+                "testudo_backup_running",
+                "1 while a scheduled backup is being taken.",
+                false,
+                |s, _| Some(if s.running { 1.0 } else { 0.0 }),
+            ),
+        ];
+        for (name, help, counter, field) in series {
+            let backups = Arc::clone(&backups);
+            let read = move || {
+                backups
+                    .status(DbId::ROOT)
+                    .and_then(|status| field(&status, SystemTime::now()))
+            };
+            if counter {
+                self.metrics.register_counter(name, help, read);
+            } else {
+                self.metrics.register_gauge(name, help, read);
+            }
+        }
     }
 
     /// Drains the audit queue and seals the current segment.

@@ -198,8 +198,10 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let engine = Engine::open_with(opened.kv, EngineConfig { root_secret }, options)
         .map_err(|err| CliError::Failed(format!("could not open the database: {err}")))?;
     let engine = Arc::new(engine);
+    monitoring.watch_store(&engine, &args.data_dir);
     if let Some(backups) = &backups {
         backups.attach(&engine)?;
+        monitoring.watch_backups(backups.service());
     }
 
     // Installed before the listening line: from then on a signal means a graceful shutdown.

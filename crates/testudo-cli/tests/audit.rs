@@ -258,6 +258,35 @@ async fn metrics_count_requests_outcomes_and_auth_failures_on_their_own_listener
         Some(0.0)
     );
     assert!(sample(&text, "testudo_audit_queue_depth").is_some());
+    // The store's series: the data directory holds at least the database file.
+    assert!(
+        sample(&text, "testudo_storage_bytes").unwrap() > 0.0,
+        "{text}"
+    );
+    assert!(sample(&text, "testudo_commits_total").is_some(), "{text}");
+    let batches = sample(&text, "testudo_commit_batches_total").unwrap();
+    assert_eq!(
+        sample(&text, r#"testudo_commit_batch_size_bucket{le="+Inf"}"#),
+        Some(batches),
+        "{text}"
+    );
+    // A write adds a batch of one.
+    assert_eq!(
+        query(
+            &server,
+            ROOT,
+            serde_json::json!({"query": "Collection.create({ name: 'Counted' })"})
+        )
+        .await
+        .status,
+        200
+    );
+    let after = get_metrics(&addr);
+    assert_eq!(
+        sample(&after, "testudo_commit_batches_total"),
+        Some(batches + 1.0)
+    );
+    assert!(sample(&after, r#"testudo_commit_batch_size_bucket{le="1"}"#).unwrap() >= 1.0);
 
     // The Fauna port does not serve metrics.
     let mut main = server.client(common::Protocol::Http1).await;
@@ -356,4 +385,53 @@ async fn with_a_master_key_the_audit_log_is_encrypted_and_names_databases_by_pat
     assert!(opened.status.success(), "{opened:?}");
     let said = String::from_utf8(opened.stdout).unwrap();
     assert!(said.contains("opened and authenticated"), "{said}");
+}
+
+fn metrics_address(server: &TestServer) -> String {
+    let line = server
+        .stdout()
+        .into_iter()
+        .find(|l| l.starts_with("testudo metrics on "))
+        .unwrap();
+    line.strip_prefix("testudo metrics on http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn metrics_show_the_scheduled_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    let server = start(
+        dir.path(),
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--backup-dir",
+            backups.to_str().unwrap(),
+        ],
+    );
+    let addr = metrics_address(&server);
+    // The first scheduled backup of an empty backup directory is taken at start; wait for
+    // it (bounded: a backup of an empty store takes milliseconds).
+    let mut text = get_metrics(&addr);
+    for _ in 0..600 {
+        if sample(&text, "testudo_backup_last_success_timestamp_seconds").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        text = get_metrics(&addr);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let last = sample(&text, "testudo_backup_last_success_timestamp_seconds").unwrap();
+    assert!(last > now - 3600.0 && last <= now + 1.0, "{text}");
+    assert!(sample(&text, "testudo_backup_runs_total").unwrap() >= 1.0);
+    assert_eq!(sample(&text, "testudo_backup_failures_total"), Some(0.0));
+    assert!(sample(&text, "testudo_backup_age_seconds").unwrap() >= 0.0);
+    assert!(sample(&text, "testudo_backup_running").is_some());
+    assert!(sample(&text, "testudo_backup_last_failure_timestamp_seconds").is_none());
 }

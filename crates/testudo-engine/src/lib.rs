@@ -217,6 +217,12 @@ impl Engine {
         response
     }
 
+    /// The store's commit counters (transactions, backend batches and their sizes), for
+    /// metrics; `None` when the store keeps none.
+    pub fn commit_stats(&self) -> Option<testudo_storage::CommitStats> {
+        self.shared.kv.commit_stats()
+    }
+
     /// Runs one reclamation pass now (the reclaimer also runs every minute by itself):
     /// drops versions past retention, expired documents, and deleted collections' data.
     pub fn reclaim_now(&self) -> Result<reclaim::ReclaimStats, KvError> {

@@ -38,7 +38,7 @@ mod trace;
 
 pub use config::ServerConfig;
 pub use error::{ProtocolCode, ProtocolError};
-pub use metrics::{Metrics, serve_metrics};
+pub use metrics::{HistogramValue, Metrics, serve_metrics};
 pub use request::{DEFAULT_QUERY_TIMEOUT, MAX_QUERY_TIMEOUT_MS};
 pub use server::{ServeError, serve, serve_tls};
 pub use tls::{TlsConfig, TlsError, TlsFiles};

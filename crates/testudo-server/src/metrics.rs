@@ -6,7 +6,10 @@
 //! before authentication); `testudo_auth_failures_total`; `testudo_denials_total` (queries
 //! that ended `permission_denied`); `testudo_queries_in_flight`; and the audit sink's
 //! `testudo_audit_queue_depth`, `testudo_audit_records_written_total`,
-//! `testudo_audit_records_dropped_total`, `testudo_audit_write_errors_total`.
+//! `testudo_audit_records_dropped_total`, `testudo_audit_write_errors_total`. Whoever runs
+//! the server adds series read at scrape time from elsewhere (storage size, commit batches,
+//! backups) with [`Metrics::register_gauge`], [`Metrics::register_counter`] and
+//! [`Metrics::register_histogram`]; a reading of `None` leaves its series out.
 //!
 //! **Invariants:** the number of series is bounded ([`MAX_SERIES`]; later databases are
 //! counted under `database="other"`), so a client cannot grow the server's memory by creating
@@ -63,6 +66,47 @@ pub struct Metrics {
     auth_failures: AtomicU64,
     denials: AtomicU64,
     in_flight: AtomicI64,
+    extras: Extras,
+}
+
+/// A value read at scrape time (`None`: not known now, the series is left out).
+pub type Reading = Arc<dyn Fn() -> Option<f64> + Send + Sync>;
+
+/// A histogram read at scrape time.
+pub type HistogramReading = Arc<dyn Fn() -> Option<HistogramValue> + Send + Sync>;
+
+/// A histogram's state: `counts[i]` observations at most `bounds[i]` (and above the bound
+/// before), then one more count for the rest; not cumulative (rendering accumulates).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HistogramValue {
+    pub bounds: Vec<f64>,
+    pub counts: Vec<u64>,
+    pub sum: f64,
+}
+
+enum Extra {
+    Scalar {
+        name: &'static str,
+        help: &'static str,
+        kind: &'static str,
+        read: Reading,
+    },
+    Histogram {
+        name: &'static str,
+        help: &'static str,
+        read: HistogramReading,
+    },
+}
+
+/// Series registered by the embedder, in registration order.
+#[derive(Default)]
+struct Extras(Mutex<Vec<Arc<Extra>>>);
+
+impl std::fmt::Debug for Extras {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map_or(0, |extras| extras.len());
+        write!(f, "Extras({n})")
+    }
 }
 
 /// Counts a query as running until dropped.
@@ -76,6 +120,57 @@ impl Drop for InFlightQuery<'_> {
 }
 
 impl Metrics {
+    /// Adds a gauge read at every scrape. `name` must be a valid metric name; register
+    /// each name once.
+    pub fn register_gauge(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        read: impl Fn() -> Option<f64> + Send + Sync + 'static,
+    ) {
+        self.register(Extra::Scalar {
+            name,
+            help,
+            kind: "gauge",
+            read: Arc::new(read),
+        });
+    }
+
+    /// Adds a counter read at every scrape (the reading must never go down).
+    pub fn register_counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        read: impl Fn() -> Option<f64> + Send + Sync + 'static,
+    ) {
+        self.register(Extra::Scalar {
+            name,
+            help,
+            kind: "counter",
+            read: Arc::new(read),
+        });
+    }
+
+    /// Adds a histogram read at every scrape.
+    pub fn register_histogram(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        read: impl Fn() -> Option<HistogramValue> + Send + Sync + 'static,
+    ) {
+        self.register(Extra::Histogram {
+            name,
+            help,
+            read: Arc::new(read),
+        });
+    }
+
+    fn register(&self, extra: Extra) {
+        if let Ok(mut extras) = self.extras.0.lock() {
+            extras.push(Arc::new(extra));
+        }
+    }
+
     pub fn query_started(&self) -> InFlightQuery<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlightQuery(self)
@@ -216,8 +311,53 @@ impl Metrics {
                 stats.write_errors.to_string(),
             );
         }
+        // Read outside the lock: a reading may look at the file system.
+        let extras: Vec<Arc<Extra>> = self
+            .extras
+            .0
+            .lock()
+            .map(|extras| extras.clone())
+            .unwrap_or_default();
+        for extra in extras {
+            match extra.as_ref() {
+                Extra::Scalar {
+                    name,
+                    help,
+                    kind,
+                    read,
+                } => {
+                    if let Some(value) = read().filter(|v| v.is_finite()) {
+                        let _ = writeln!(
+                            out,
+                            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+                        );
+                    }
+                }
+                Extra::Histogram { name, help, read } => {
+                    if let Some(value) = read() {
+                        render_histogram(&mut out, name, help, &value);
+                    }
+                }
+            }
+        }
         out
     }
+}
+
+fn render_histogram(out: &mut String, name: &str, help: &str, value: &HistogramValue) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let mut cumulative = 0u64;
+    for (bound, n) in value.bounds.iter().zip(&value.counts) {
+        cumulative = cumulative.saturating_add(*n);
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    let total = value
+        .counts
+        .iter()
+        .fold(0u64, |sum, n| sum.saturating_add(*n));
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+    let _ = writeln!(out, "{name}_sum {}", value.sum);
+    let _ = writeln!(out, "{name}_count {total}");
 }
 
 fn labels(key: &Key) -> String {
@@ -375,5 +515,39 @@ mod tests {
                 .render(None)
                 .contains("testudo_queries_in_flight 0\n")
         );
+    }
+
+    #[test]
+    fn registered_series_are_read_at_every_scrape_and_left_out_when_unknown() {
+        let metrics = Metrics::default();
+        let value = Arc::new(AtomicU64::new(5));
+        let read = Arc::clone(&value);
+        metrics.register_gauge("testudo_test_bytes", "Bytes.", move || {
+            Some(read.load(Ordering::Relaxed) as f64)
+        });
+        metrics.register_counter("testudo_test_unknown_total", "Never known.", || None);
+        metrics.register_histogram("testudo_test_sizes", "Sizes.", || {
+            Some(HistogramValue {
+                bounds: vec![1.0, 4.0],
+                counts: vec![2, 3, 1],
+                sum: 20.0,
+            })
+        });
+        assert!(metrics.render(None).contains(
+            "# HELP testudo_test_bytes Bytes.\n# TYPE testudo_test_bytes gauge\ntestudo_test_bytes 5\n"
+        ));
+        value.store(7, Ordering::Relaxed);
+        let text = metrics.render(None);
+        assert!(text.contains("testudo_test_bytes 7\n"), "{text}");
+        assert!(!text.contains("testudo_test_unknown_total"), "{text}");
+        for line in [
+            "testudo_test_sizes_bucket{le=\"1\"} 2\n",
+            "testudo_test_sizes_bucket{le=\"4\"} 5\n",
+            "testudo_test_sizes_bucket{le=\"+Inf\"} 6\n",
+            "testudo_test_sizes_sum 20\n",
+            "testudo_test_sizes_count 6\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

@@ -44,7 +44,7 @@ mod prune;
 mod snapshot;
 
 pub use backend::{Backend, BackendView, BatchWrite, Entry, EntryIter, KeyTail};
-pub use local::{CommitStats, LocalKv, LocalKvOptions};
+pub use local::{BATCH_SIZE_BOUNDS, CommitStats, LocalKv, LocalKvOptions};
 pub use mem::MemBackend;
 pub use occ::WindowLimits;
 
@@ -66,6 +66,12 @@ pub trait Kv: Send + Sync {
     /// The timestamp of the newest durable commit (0 for an empty store). A commit that wrote
     /// nothing (a read-only transaction validated through `commit`) does not move it.
     fn last_commit_ts(&self) -> Ts;
+
+    /// Commit counters since open, for metrics; `None` for a store that keeps none (a
+    /// wrapper store forwards its inner store's).
+    fn commit_stats(&self) -> Option<CommitStats> {
+        None
+    }
 
     /// Physically removes, for keys in `range`, every version that no snapshot at or after
     /// `horizon` can see: all versions older than the key's newest version with a timestamp

@@ -49,6 +49,18 @@ impl Default for LocalKvOptions {
     }
 }
 
+/// Upper bounds of the batch-size histogram ([`CommitStats::batch_sizes`]): transactions
+/// per backend batch. The last bucket counts larger batches.
+pub const BATCH_SIZE_BOUNDS: [u64; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+/// The bucket of [`BATCH_SIZE_BOUNDS`] a batch of `n` transactions is counted in.
+pub(crate) fn batch_size_bucket(n: u64) -> usize {
+    BATCH_SIZE_BOUNDS
+        .iter()
+        .position(|&bound| n <= bound)
+        .unwrap_or(BATCH_SIZE_BOUNDS.len())
+}
+
 /// Counters since open (for benchmarks and metrics).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CommitStats {
@@ -56,6 +68,12 @@ pub struct CommitStats {
     pub commits: u64,
     /// Backend batches written (each one flush when durable).
     pub batches: u64,
+    /// Those batches by how many transactions each held: `batch_sizes[i]` counts batches of
+    /// at most `BATCH_SIZE_BOUNDS[i]` (and more than the bound before); the last entry counts
+    /// the larger ones. Not cumulative.
+    pub batch_sizes: [u64; BATCH_SIZE_BOUNDS.len() + 1],
+    /// Transactions in those batches (the histogram's sum).
+    pub batched_commits: u64,
     pub conflicts: u64,
     pub deadline_exceeded: u64,
     /// Transactions failed by a backend error.
@@ -70,6 +88,8 @@ pub struct CommitStats {
 pub(crate) struct Stats {
     pub commits: AtomicU64,
     pub batches: AtomicU64,
+    pub batch_sizes: [AtomicU64; BATCH_SIZE_BOUNDS.len() + 1],
+    pub batched_commits: AtomicU64,
     pub conflicts: AtomicU64,
     pub deadline_exceeded: AtomicU64,
     pub failed_commits: AtomicU64,
@@ -121,6 +141,13 @@ impl<B: Backend> LocalKv<B> {
         CommitStats {
             commits: stats.commits.load(Ordering::Relaxed),
             batches: stats.batches.load(Ordering::Relaxed),
+            batch_sizes: std::array::from_fn(|i| {
+                stats
+                    .batch_sizes
+                    .get(i)
+                    .map_or(0, |n| n.load(Ordering::Relaxed))
+            }),
+            batched_commits: stats.batched_commits.load(Ordering::Relaxed),
             conflicts: stats.conflicts.load(Ordering::Relaxed),
             deadline_exceeded: stats.deadline_exceeded.load(Ordering::Relaxed),
             failed_commits: stats.failed_commits.load(Ordering::Relaxed),
@@ -169,6 +196,10 @@ impl<B: Backend> Kv for LocalKv<B> {
 
     fn last_commit_ts(&self) -> Ts {
         Ts(self.shared.last_commit.load(Ordering::Acquire))
+    }
+
+    fn commit_stats(&self) -> Option<CommitStats> {
+        Some(self.stats())
     }
 
     fn prune(&self, range: KeyRange, horizon: Ts, max_keys: usize) -> Result<PruneStats, KvError> {
@@ -359,6 +390,11 @@ mod tests {
         });
         let stats = kv.stats();
         assert_eq!((stats.commits, stats.batches), (6, 2));
+        // One batch of one, one of five (counted under the bound 8).
+        let mut sizes = [0; BATCH_SIZE_BOUNDS.len() + 1];
+        sizes[0] = 1;
+        sizes[3] = 1;
+        assert_eq!((stats.batch_sizes, stats.batched_commits), (sizes, 6));
     }
 
     #[test]

@@ -350,6 +350,13 @@ fn commit_batch<B: Backend>(shared: &Shared<B>, window: &mut ConflictWindow, bat
             if wrote {
                 shared.last_commit.store(last.0, Ordering::Release);
                 stats.batches.fetch_add(1, Ordering::Relaxed);
+                if let Some(bucket) = stats
+                    .batch_sizes
+                    .get(crate::local::batch_size_bucket(count))
+                {
+                    bucket.fetch_add(1, Ordering::Relaxed);
+                }
+                stats.batched_commits.fetch_add(count, Ordering::Relaxed);
             }
             stats.commits.fetch_add(count, Ordering::Relaxed);
             for (request, ts) in accepted.into_iter().zip(first.0..) {
