@@ -1,0 +1,113 @@
+//! Noisy neighbours against the real binary: a child database flooded from several threads
+//! beyond its `queries_per_second` gets HTTP 429 `limit_exceeded`, while its sibling's
+//! queries, sent at the same time, all succeed.
+//!
+//! No timing is asserted: the flooded database allows one query per second and is sent
+//! hundreds back to back, so some are refused however slow the machine is.
+
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::TestServer;
+
+/// One keep-alive HTTP/1.1 connection sending queries with one secret.
+struct Conn {
+    reader: BufReader<TcpStream>,
+    secret: String,
+}
+
+impl Conn {
+    fn open(addr: SocketAddr, secret: &str) -> Conn {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Conn {
+            reader: BufReader::new(stream),
+            secret: secret.to_owned(),
+        }
+    }
+
+    /// Sends `fql`; returns the status and the error code (if any).
+    fn query(&mut self, fql: &str) -> (u16, Option<String>) {
+        let body = serde_json::json!({ "query": fql }).to_string();
+        let request = format!(
+            "POST /query/1 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nX-Format: simple\r\nContent-Length: {}\r\n\r\n{body}",
+            self.secret,
+            body.len()
+        );
+        self.reader.get_mut().write_all(request.as_bytes()).unwrap();
+        let mut status_line = String::new();
+        self.reader.read_line(&mut status_line).unwrap();
+        let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let code = json["error"]["code"].as_str().map(str::to_owned);
+        (status, code)
+    }
+}
+
+#[test]
+fn a_flooded_database_is_refused_over_its_rate_while_its_sibling_is_served() {
+    let server = TestServer::dev();
+    let mut root = Conn::open(server.addr, "secret");
+    let (status, _) = root.query(
+        "Database.create({ name: 'noisy', limits: { queries_per_second: 1 } }); \
+         Database.create({ name: 'quiet' }); null",
+    );
+    assert_eq!(status, 200);
+
+    let (noisy, quiet) = std::thread::scope(|scope| {
+        let flooders: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut conn = Conn::open(server.addr, "secret:noisy:admin");
+                    (0..60).map(|_| conn.query("1 + 1")).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let sibling = scope.spawn(|| {
+            let mut conn = Conn::open(server.addr, "secret:quiet:admin");
+            (0..60).map(|_| conn.query("1 + 1")).collect::<Vec<_>>()
+        });
+        let noisy: Vec<_> = flooders
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        (noisy, sibling.join().unwrap())
+    });
+
+    let refused = noisy
+        .iter()
+        .filter(|(status, code)| *status == 429 && code.as_deref() == Some("limit_exceeded"))
+        .count();
+    let served = noisy.iter().filter(|(status, _)| *status == 200).count();
+    assert!(refused > 0, "{noisy:?}");
+    assert_eq!(refused + served, noisy.len(), "{noisy:?}");
+    assert!(
+        quiet.iter().all(|(status, _)| *status == 200),
+        "the sibling was refused: {quiet:?}"
+    );
+    assert_eq!(quiet.len(), 60);
+}
