@@ -32,6 +32,7 @@ use testudo_engine::backup::{
     BackupSource, BackupSummary, DbId, ScheduleStatus,
 };
 use testudo_storage::Kv;
+use testudo_storage_redb::DatabaseKeys;
 use testudo_storage_redb::keys::MasterKey;
 
 use crate::CliError;
@@ -674,6 +675,7 @@ impl ServeBackupArgs {
         kv: Arc<dyn Kv>,
         store_args: &StoreArgs,
         audit: Option<Arc<dyn AuditSink>>,
+        data_dir: &Path,
     ) -> Result<Option<Arc<ServerBackups>>, CliError> {
         let Some(dir) = &self.backup_dir else {
             return Ok(None);
@@ -722,9 +724,16 @@ impl ServeBackupArgs {
             keep = self.backup_keep,
             "scheduled backups are on"
         );
+        // With a master key the store seals values per database, and backups hold them as
+        // stored: a restore opens them with the keys of the databases they came from.
+        let unseal = store::master_key_source(store_args)?.map(|source| Unsealer {
+            data_dir: data_dir.to_path_buf(),
+            source,
+        });
         Ok(Some(Arc::new(ServerBackups {
             dir: dir.clone(),
             kv,
+            unseal,
             master,
             audit,
             every,
@@ -746,7 +755,9 @@ impl ServeBackupArgs {
 /// `<backup-dir>` itself), so a query only ever sees its own database's.
 pub struct ServerBackups {
     dir: PathBuf,
+    /// The store with values as stored (sealed per database when encrypted).
     kv: Arc<dyn Kv>,
+    unseal: Option<Unsealer>,
     master: Option<Arc<MasterKey>>,
     audit: Option<Arc<dyn AuditSink>>,
     every: Duration,
@@ -1054,7 +1065,11 @@ impl BackupService for ServerBackups {
         }
         let backup =
             testudo_backup::VerifiedBackup::open(&path, self.master.clone()).map_err(failure)?;
-        Ok(Box::new(Source(backup)))
+        let keys = match &self.unseal {
+            Some(unseal) => Some(unseal.keys(self.kv.as_ref())?),
+            None => None,
+        };
+        Ok(Box::new(Source { backup, keys }))
     }
 
     fn location(&self, owner: DbId, name: &str) -> String {
@@ -1066,28 +1081,68 @@ impl BackupService for ServerBackups {
     }
 }
 
-/// A verified backup file, as the engine reads it.
-struct Source(testudo_backup::VerifiedBackup);
+/// How a restore opens values sealed per database: the store's per-database keys, loaded
+/// afresh from the data directory for each restore (so keys made since the server started
+/// are there; a destroyed key stays destroyed).
+struct Unsealer {
+    data_dir: PathBuf,
+    source: testudo_storage_redb::keys::MasterKeySource,
+}
+
+impl Unsealer {
+    fn keys(&self, raw: &dyn Kv) -> Result<DatabaseKeys, BackupFailure> {
+        let master = self
+            .source
+            .load()
+            .map_err(|e| BackupFailure::Failed(format!("cannot load the master key: {e}")))?;
+        DatabaseKeys::open(&self.data_dir, master, raw)
+            .map_err(|e| BackupFailure::Failed(format!("cannot load the per-database keys: {e}")))
+    }
+}
+
+/// A verified backup file, as the engine reads it: values opened with the keys of the
+/// databases they were sealed for.
+struct Source {
+    backup: testudo_backup::VerifiedBackup,
+    keys: Option<DatabaseKeys>,
+}
 
 impl BackupSource for Source {
     fn snapshot_ts(&self) -> u64 {
-        self.0.manifest().snapshot_ts
+        self.backup.manifest().snapshot_ts
     }
 
     fn next_chunk(&mut self) -> Result<Option<Vec<EngineRecord>>, BackupFailure> {
-        let chunk = self.0.next_chunk().map_err(failure)?;
-        Ok(chunk.map(|records| {
-            records
-                .into_iter()
-                .map(|r| EngineRecord {
-                    key: r.key,
-                    versions: r.versions.into_iter().map(|v| (v.ts, v.value)).collect(),
-                })
-                .collect()
-        }))
+        let Some(records) = self.backup.next_chunk().map_err(failure)? else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            let mut versions = Vec::with_capacity(record.versions.len());
+            for version in record.versions {
+                let value = match (version.value, &self.keys) {
+                    (Some(stored), Some(keys)) => Some(
+                        keys.unseal(&record.key, testudo_storage::Ts(version.ts), stored)
+                            .map_err(|e| {
+                                BackupFailure::Unusable(format!(
+                                    "a value cannot be opened with its database's key (was \
+                                     the database deleted, and its key destroyed?): {e}"
+                                ))
+                            })?,
+                    ),
+                    (value, _) => value,
+                };
+                versions.push((version.ts, value));
+            }
+            out.push(EngineRecord {
+                key: record.key,
+                versions,
+            });
+        }
+        Ok(Some(out))
     }
 
     fn rewind(&mut self) -> Result<(), BackupFailure> {
-        self.0.rewind().map_err(failure)
+        self.backup.rewind().map_err(failure)
     }
 }

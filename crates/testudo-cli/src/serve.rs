@@ -193,6 +193,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         Arc::clone(&opened.raw),
         &args.store,
         monitoring.audit_sink(),
+        &args.data_dir,
     )?;
     options.backups = backups.as_ref().map(|b| b.service());
     let engine = Engine::open_with(opened.kv, EngineConfig { root_secret }, options)

@@ -600,3 +600,36 @@ async fn the_cli_creates_lists_and_restores_backups_through_a_running_server() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("constraint_failure"), "{err}");
 }
+
+#[tokio::test]
+async fn on_an_encrypted_store_a_restore_opens_values_sealed_per_database() {
+    let root = tempfile::tempdir().unwrap();
+    let key = root.path().join("master.key");
+    let generated = testudo(&["keys", "generate", "--out", path(&key)]);
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    let (server, backups) = server_with_backups(root.path(), &["--master-key-file", path(&key)]);
+    ok(&server, "secret", "Database.create({ name: 'app' })").await;
+    let app = "secret:app:admin";
+    ok(&server, app, "Collection.create({ name: 'Notes' })").await;
+    ok(&server, app, "Notes.create({ text: 'sealed words' })").await;
+    let name = ok(&server, "secret", "Backup.create().name").await;
+    let name = name.as_str().unwrap();
+    // Held as stored: neither the backup nor its values are readable without the keys.
+    let bytes = std::fs::read(backups.join(name)).unwrap();
+    assert!(!bytes.windows(12).any(|w| w == b"sealed words"));
+    ok(
+        &server,
+        "secret",
+        &format!("Backup.restore({{ backup: '{name}', name: 'copy', database: 'app' }})"),
+    )
+    .await;
+    assert_eq!(
+        ok(
+            &server,
+            "secret:copy:admin",
+            "Notes.all().map(.text).toArray()"
+        )
+        .await,
+        serde_json::json!(["sealed words"])
+    );
+}

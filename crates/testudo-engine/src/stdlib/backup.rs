@@ -453,7 +453,7 @@ fn next_chunk(source: &mut dyn BackupSource, name: &str) -> R<Option<Vec<backup:
 
 /// Pass 2: writes the newest live version of every document and index entry of the
 /// restored databases under their new ids, in batches of their own commits. Returns the
-/// documents written.
+/// documents of user collections written.
 fn copy_records(
     it: &mut Interp<'_>,
     source: &mut dyn BackupSource,
@@ -526,7 +526,7 @@ fn copy_records(
                 let Some(child) = ids.get(&doc) else { continue };
                 key = backup::with_doc_id(&key, DocId(child.0));
             }
-            if space == keys::SPACE_DOC {
+            if space == keys::SPACE_DOC && coll >= testudo_model::CollId::FIRST_USER {
                 documents += 1;
             }
             bytes += key.len() + value.len();
