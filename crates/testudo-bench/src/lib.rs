@@ -12,7 +12,8 @@
 //! `scenario.rs` (the request bodies, exactly as a Fauna driver sends them), `setup.rs`
 //! (seeding), `runner.rs` (the workers and the clock), `latency.rs` (percentiles),
 //! `report.rs` (text and CSV), `cpu.rs` (CPU time used by the server and the generator),
-//! `hello.rs` (the baseline server).
+//! `hello.rs` (the baseline server), `noisy.rs` (the noisy-neighbour benchmark,
+//! `testudo-noisy`).
 //!
 //! **Invariants:** every request is bounded in time and every run ends by itself (warm-up +
 //! duration + one request timeout); nothing here asserts on timings — figures are measured
@@ -23,6 +24,7 @@ pub mod client;
 pub mod cpu;
 pub mod hello;
 pub mod latency;
+pub mod noisy;
 pub mod options;
 pub mod report;
 pub mod runner;
