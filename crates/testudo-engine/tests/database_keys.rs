@@ -13,7 +13,97 @@ use common::{ROOT, ok, scoped};
 use testudo_auth::SecretHash;
 use testudo_engine::{DatabaseKeyring, Engine, EngineConfig, EngineOptions};
 use testudo_model::DbId;
-use testudo_storage::{Kv, LocalKv};
+use testudo_storage::{
+    CommitError, KeyRange, Kv, KvError, LocalKv, PruneStats, ScanIter, ScanOrder, Snapshot, Ts,
+    Version, VersionIter, WriteSet,
+};
+
+/// A store that behaves like per-database sealing after a shred: any value of a database in
+/// `dead` read through it is an error (the engine must read such databases only through the
+/// store as stored, [`DatabaseKeyring::raw_kv`]).
+struct Shreddable {
+    inner: Arc<dyn Kv>,
+    dead: Arc<Mutex<Vec<DbId>>>,
+}
+
+struct ShreddableSnapshot {
+    inner: Box<dyn Snapshot>,
+    dead: Arc<Mutex<Vec<DbId>>>,
+}
+
+impl ShreddableSnapshot {
+    fn check(&self, key: &[u8], version: &Version) -> Result<(), KvError> {
+        let db = DbId(u64::from_be_bytes(key[..8].try_into().unwrap()));
+        if version.value.is_some() && self.dead.lock().unwrap().contains(&db) {
+            return Err(KvError::Corrupt(format!("database {} was shredded", db.0)));
+        }
+        Ok(())
+    }
+}
+
+impl Kv for Shreddable {
+    fn begin(&self) -> Result<Box<dyn Snapshot>, KvError> {
+        Ok(Box::new(ShreddableSnapshot {
+            inner: self.inner.begin()?,
+            dead: Arc::clone(&self.dead),
+        }))
+    }
+    fn commit(
+        &self,
+        txn: WriteSet,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Ts, CommitError> {
+        self.inner.commit(txn, deadline)
+    }
+    fn last_commit_ts(&self) -> Ts {
+        self.inner.last_commit_ts()
+    }
+    fn prune(&self, range: KeyRange, horizon: Ts, max_keys: usize) -> Result<PruneStats, KvError> {
+        self.inner.prune(range, horizon, max_keys)
+    }
+    fn close(&self) -> Result<(), KvError> {
+        self.inner.close()
+    }
+}
+
+impl Snapshot for ShreddableSnapshot {
+    fn ts(&self) -> Ts {
+        self.inner.ts()
+    }
+    fn get(&self, key: &[u8], at: Ts) -> Result<Option<Version>, KvError> {
+        let found = self.inner.get(key, at)?;
+        if let Some(version) = &found {
+            self.check(key, version)?;
+        }
+        Ok(found)
+    }
+    fn scan<'a>(
+        &'a self,
+        range: KeyRange,
+        at: Ts,
+        order: ScanOrder,
+    ) -> Result<ScanIter<'a>, KvError> {
+        let iter = self.inner.scan(range, at, order)?;
+        Ok(Box::new(iter.map(move |item| {
+            let (key, version) = item?;
+            self.check(&key, &version)?;
+            Ok((key, version))
+        })))
+    }
+    fn versions<'a>(
+        &'a self,
+        key: &[u8],
+        ts_range: (std::ops::Bound<Ts>, std::ops::Bound<Ts>),
+    ) -> Result<VersionIter<'a>, KvError> {
+        let owned = key.to_vec();
+        let iter = self.inner.versions(key, ts_range)?;
+        Ok(Box::new(iter.map(move |item| {
+            let version = item?;
+            self.check(&owned, &version)?;
+            Ok(version)
+        })))
+    }
+}
 
 struct Recorder {
     kv: Arc<dyn Kv>,
@@ -94,6 +184,59 @@ fn deleting_a_database_destroys_its_key_and_its_descendants_keys_only() {
 
     // The reclaimer removes the deleted databases' data through the store as stored.
     e.reclaim_now_with_min_retention(Duration::ZERO).unwrap();
+}
+
+#[test]
+fn the_reclaimer_removes_a_shredded_database_without_reading_its_values() {
+    let inner: Arc<dyn Kv> = Arc::new(LocalKv::in_memory().unwrap());
+    let dead = Arc::new(Mutex::new(Vec::new()));
+    let kv: Arc<dyn Kv> = Arc::new(Shreddable {
+        inner: Arc::clone(&inner),
+        dead: Arc::clone(&dead),
+    });
+    let recorder = Arc::new(Recorder {
+        kv: Arc::clone(&inner),
+        keyed: Vec::new(),
+        shredded: Mutex::new(Vec::new()),
+    });
+    let e = Engine::open_with(
+        kv,
+        EngineConfig {
+            root_secret: SecretHash::of(ROOT),
+        },
+        EngineOptions {
+            database_keys: Some(recorder.clone()),
+            ..EngineOptions::default()
+        },
+    )
+    .unwrap();
+    ok(&e, ROOT, "Database.create({ name: 'gone' }); null");
+    ok(&e, ROOT, "Database.create({ name: 'stays' }); null");
+    for db in ["gone", "stays"] {
+        ok(
+            &e,
+            &scoped(db),
+            "Collection.create({ name: 'Things' }); null",
+        );
+        ok(&e, &scoped(db), "Things.create({ n: 1 }); null");
+    }
+    ok(&e, ROOT, "Database.byName('gone')!.delete(); null");
+    let shredded = recorder.shredded.lock().unwrap().concat();
+    assert_eq!(shredded.len(), 1);
+    dead.lock().unwrap().extend(shredded.iter().copied());
+
+    e.reclaim_now_with_min_retention(Duration::ZERO).unwrap();
+    let snapshot = inner.begin().unwrap();
+    let left = snapshot
+        .scan(
+            KeyRange::prefix(&shredded[0].0.to_be_bytes()),
+            snapshot.ts(),
+            ScanOrder::Ascending,
+        )
+        .unwrap()
+        .count();
+    assert_eq!(left, 0, "the deleted database still has live keys");
+    assert_eq!(ok(&e, &scoped("stays"), "Things.all().count()"), 1);
 }
 
 #[test]
