@@ -10,9 +10,11 @@
 //! With per-database data keys ([`DatabaseKeyring`]), the commit that deletes a database is
 //! followed, before the client is answered, by the destruction of the keys of that database
 //! and of every descendant (crypto-shredding); a destruction that fails is logged and done
-//! again by the sweep at the next start, which destroys every key of a database that is not
-//! reachable. **Invariant:** a key is destroyed only after a durable commit made its database
-//! unreachable, as checked on a snapshot taken after that commit.
+//! again by the sweep at the next start, which destroys the key of every database the
+//! registry lists as unreachable. **Invariant:** a key is destroyed only after a durable
+//! commit made its database unreachable, as checked on a snapshot taken after that commit; a
+//! key of an id the registry does not know is kept (a store restored from an older backup
+//! does not know the databases created since, and their keys open newer backups).
 
 use std::sync::Arc;
 
@@ -212,16 +214,21 @@ pub fn shred_keys(shared: &EngineShared, candidates: &[DbId]) {
     }
 }
 
-/// Destroys the key of every database that is not reachable (run when the engine opens).
+/// Destroys the key of every database the registry lists and that is not reachable (run
+/// when the engine opens).
 pub fn sweep_keys(kv: &dyn Kv, keyring: &dyn DatabaseKeyring) -> Result<(), KvError> {
     let keyed = keyring.databases();
     if keyed.is_empty() {
         return Ok(());
     }
     let mut txn = Txn::begin(kv)?;
+    let known: std::collections::HashSet<DbId> = registry(&mut txn)?
+        .into_iter()
+        .map(|(child, _)| child)
+        .collect();
     let mut doomed = Vec::new();
     for db in keyed {
-        if db != DbId::ROOT && !alive(&mut txn, db)? && !restoring(&mut txn, db)? {
+        if known.contains(&db) && !alive(&mut txn, db)? && !restoring(&mut txn, db)? {
             doomed.push(db);
         }
     }

@@ -240,12 +240,20 @@ fn the_reclaimer_removes_a_shredded_database_without_reading_its_values() {
 }
 
 #[test]
-fn opening_the_engine_destroys_keys_of_unreachable_databases() {
+fn opening_the_engine_destroys_keys_of_deleted_databases_and_keeps_unknown_ones() {
     let kv: Arc<dyn Kv> = Arc::new(LocalKv::in_memory().unwrap());
-    let (e, _) = open(&kv, Vec::new());
+    let (e, recorder) = open(&kv, Vec::new());
     ok(&e, ROOT, "Database.create({ name: 'kept' }); null");
+    ok(&e, ROOT, "Database.create({ name: 'gone' }); null");
+    ok(&e, ROOT, "Database.byName('gone')!.delete(); null");
+    // As if that shred had failed: the key is still there at the next start.
+    let gone = recorder.shredded.lock().unwrap().concat();
+    assert_eq!(gone.len(), 1);
     drop(e);
-    let (_e, recorder) = open(&kv, vec![DbId::ROOT, DbId(987_654_321)]);
+    // An id the registry does not know (a database created after the backup this store was
+    // restored from) keeps its key.
+    let unknown = DbId(987_654_321);
+    let (_e, recorder) = open(&kv, vec![DbId::ROOT, gone[0], unknown]);
     let calls = recorder.shredded.lock().unwrap().clone();
-    assert_eq!(calls, vec![vec![DbId(987_654_321)]]);
+    assert_eq!(calls, vec![gone]);
 }
