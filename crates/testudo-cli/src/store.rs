@@ -29,7 +29,7 @@ use testudo_engine::DatabaseKeyring;
 use testudo_engine::DbId;
 use testudo_storage::{Kv, LocalKvOptions};
 use testudo_storage_redb::keys::{KeyError, MASTER_KEY_ENV, MasterKey, MasterKeySource};
-use testudo_storage_redb::{DatabaseKeys, SealedKv, StoreError, open_store};
+use testudo_storage_redb::{DatabaseKeys, SealedKv, StoreError, adopt_db_keys, open_store};
 
 use crate::CliError;
 
@@ -49,7 +49,8 @@ pub struct StoreArgs {
 
     /// With a master key: keep a copy of the per-database key file (`dbkeys`) in this
     /// directory, rewritten after every change (give the directory your backups go to: a
-    /// backup is restored with it, and a deleted database stays unreadable in it).
+    /// backup is restored with it, and a deleted database stays unreadable in it). A store
+    /// restored from a backup, started with this option, takes its key file from there.
     #[arg(long, value_name = "DIR")]
     db_keys_copy_dir: Option<PathBuf>,
 }
@@ -118,6 +119,16 @@ pub fn open_for_engine(
             database_keys: None,
         });
     };
+    if let Some(dir) = &options.db_keys_copy_dir
+        && raw.last_commit_ts().0 > 0
+        && adopt_db_keys(dir, data_dir).map_err(|e| key_error(&e))?
+    {
+        // A store restored from a backup: its keys are the copy kept beside the backups.
+        tracing::warn!(
+            copy = %dir.display(),
+            "the store had no per-database key file: using the copy from --db-keys-copy-dir"
+        );
+    }
     let keys = DatabaseKeys::open(data_dir, master, raw.as_ref()).map_err(|e| key_error(&e))?;
     if let Some(dir) = &options.db_keys_copy_dir {
         std::fs::create_dir_all(dir)

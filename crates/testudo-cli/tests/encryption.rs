@@ -675,10 +675,13 @@ async fn a_deleted_database_is_unreadable_in_an_older_backup_while_its_sibling_r
     assert!(!status.success());
     assert!(stderr.contains("copy the `dbkeys` file"), "{stderr}");
 
-    // With the key file kept beside the backups: the sibling reads, the deleted database's
-    // documents are a clear error, never data.
-    std::fs::copy(backups.path().join("dbkeys"), restored_dir.join("dbkeys")).unwrap();
-    let server = TestServer::start(&restored_dir, &["--dev", "--master-key-file", key_arg], &[]);
+    // With the key file kept beside the backups (taken from there by `--db-keys-copy-dir`):
+    // the sibling reads, the deleted database's documents are a clear error, never data.
+    let server = TestServer::start(&restored_dir, &serve_args, &[]);
+    assert_eq!(
+        std::fs::read_to_string(restored_dir.join("dbkeys")).unwrap(),
+        copy
+    );
     let kept = query_in(&server, "kept", "Notes.byId('1')!.note").await;
     assert_eq!(kept.status, 200, "{:?}", kept.body);
     assert_eq!(kept.json()["data"], format!("{MARKER}-kept"));

@@ -68,7 +68,7 @@ pub use backend::{DATA_FILE, RedbBackend, RedbView};
 pub use encrypted::{EncryptedFile, IntegrityError};
 pub use format::FORMAT_VERSION;
 pub use rotate::{RotationReport, rotate_data, rotate_master};
-pub use sealed::{DB_KEYS_FILE, DatabaseKeys, SealedKv, verify_db_keys};
+pub use sealed::{DB_KEYS_FILE, DatabaseKeys, SealedKv, adopt_db_keys, verify_db_keys};
 pub use store::{
     ENCRYPTED_DATA_FILE, MAX_REPORTED, StoreError, StoreKind, VerifyReport, open_encrypted_file,
     open_store, store_kind, verify_store,

@@ -328,6 +328,19 @@ impl DatabaseKeys {
     }
 }
 
+/// Copies `from/dbkeys` into `data_dir` when `data_dir` has none (a store restored from a
+/// backup, started with the key-file copy kept beside the backups). Returns whether it did.
+pub fn adopt_db_keys(from: &Path, data_dir: &Path) -> Result<bool, KeyError> {
+    let _lock = DbKeysLock::acquire(data_dir)?;
+    if DbKeysFile::path(data_dir).exists() || !DbKeysFile::path(from).exists() {
+        return Ok(false);
+    }
+    // Refuse a copy that does not parse before it becomes the store's.
+    DbKeysFile::load(from)?;
+    copy_file(from, data_dir)?;
+    Ok(true)
+}
+
 fn copy_file(from: &Path, to: &Path) -> Result<(), KeyError> {
     let source = from.join(DB_KEYS_FILE);
     let target = to.join(DB_KEYS_FILE);
@@ -748,6 +761,20 @@ mod tests {
         let err = DatabaseKeys::open(f.dir.path(), master(), f.inner.as_ref()).unwrap_err();
         assert!(err.to_string().contains("copy the `dbkeys` file"), "{err}");
         assert!(!f.dir.path().join(DB_KEYS_FILE).exists());
+    }
+
+    #[test]
+    fn a_restored_store_adopts_the_copy_of_its_key_file() {
+        let f = fixture();
+        let mirror = tempfile::tempdir().unwrap();
+        f.sealed.keys().mirror_to(mirror.path()).unwrap();
+        write(&f.sealed, vec![(key(5, b"a"), Some(b"x".to_vec()))]);
+        let restored = tempfile::tempdir().unwrap();
+        assert!(adopt_db_keys(mirror.path(), restored.path()).unwrap());
+        // Never over an existing key file.
+        assert!(!adopt_db_keys(mirror.path(), restored.path()).unwrap());
+        let keys = DatabaseKeys::open(restored.path(), master(), f.inner.as_ref()).unwrap();
+        assert_eq!(keys.databases(), vec![5]);
     }
 
     #[test]
