@@ -289,7 +289,8 @@ pub fn read_key(path: &Path) -> Result<[u8; 32], CliError> {
     Ok(key)
 }
 
-/// The monitoring flags of `testudo serve`: the audit log, `/metrics` and the slow-query log.
+/// The monitoring flags of `testudo serve`: the audit log, `/metrics`, the slow-query log, and
+/// the default rate limits of databases that set none.
 #[derive(Args)]
 pub struct ServeMonitoringArgs {
     /// Write the audit log (one record per request, hash-chained segments) into this
@@ -333,6 +334,57 @@ pub struct ServeMonitoringArgs {
     /// level warn, with the request's traceparent).
     #[arg(long, value_name = "MS")]
     slow_query_ms: Option<u64>,
+
+    /// Default rate limit, queries per second, of every database whose document sets no
+    /// `limits` (the root is never limited). Default: unlimited.
+    #[arg(long, value_name = "N")]
+    default_queries_per_second: Option<f64>,
+
+    /// Default read ops per second (see --default-queries-per-second).
+    #[arg(long, value_name = "N")]
+    default_read_ops_per_second: Option<f64>,
+
+    /// Default write ops per second (see --default-queries-per-second).
+    #[arg(long, value_name = "N")]
+    default_write_ops_per_second: Option<f64>,
+
+    /// Default compute ops per second (see --default-queries-per-second).
+    #[arg(long, value_name = "N")]
+    default_compute_ops_per_second: Option<f64>,
+
+    /// Default number of concurrent queries (see --default-queries-per-second).
+    #[arg(long, value_name = "N")]
+    default_concurrent_queries: Option<u32>,
+}
+
+impl ServeMonitoringArgs {
+    /// The `--default-*` limits (`None` when none is given); each must be positive.
+    fn default_limits(&self) -> Result<Option<testudo_engine::Limits>, CliError> {
+        let rate = |name: &str, value: Option<f64>| match value {
+            Some(v) if !(v.is_finite() && v > 0.0) => Err(CliError::Refused(format!(
+                "--default-{name}: expected a positive number, got {v}"
+            ))),
+            other => Ok(other),
+        };
+        if self.default_concurrent_queries == Some(0) {
+            return Err(CliError::Refused(
+                "--default-concurrent-queries: expected a positive number".to_owned(),
+            ));
+        }
+        let limits = testudo_engine::Limits {
+            rates: [
+                rate("queries-per-second", self.default_queries_per_second)?,
+                rate("read-ops-per-second", self.default_read_ops_per_second)?,
+                rate("write-ops-per-second", self.default_write_ops_per_second)?,
+                rate(
+                    "compute-ops-per-second",
+                    self.default_compute_ops_per_second,
+                )?,
+            ],
+            concurrent: self.default_concurrent_queries,
+        };
+        Ok((limits != testudo_engine::Limits::default()).then_some(limits))
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -374,6 +426,7 @@ fn directory_bytes(dir: &Path) -> u64 {
 /// What `serve` runs next to the server; dropped (or [`Monitoring::close`]d) after it.
 pub struct Monitoring {
     writer: Option<Arc<testudo_audit::AuditWriter>>,
+    default_limits: Option<testudo_engine::Limits>,
     metrics: Arc<testudo_server::Metrics>,
     slow_query: Option<Duration>,
 }
@@ -383,6 +436,7 @@ impl ServeMonitoringArgs {
     /// `testudo metrics on http://<addr>/metrics`). Call before the listening line, so a
     /// bad flag stops the start. With a master key in `store`, the audit log is encrypted.
     pub async fn start(self, store: &store::StoreArgs) -> Result<Monitoring, CliError> {
+        let default_limits = self.default_limits()?;
         let writer = match self.audit_dir {
             None => None,
             Some(dir) => {
@@ -432,6 +486,7 @@ impl ServeMonitoringArgs {
         }
         Ok(Monitoring {
             writer,
+            default_limits,
             metrics,
             slow_query: self.slow_query_ms.map(Duration::from_millis),
         })
@@ -439,6 +494,11 @@ impl ServeMonitoringArgs {
 }
 
 impl Monitoring {
+    /// The `--default-*` rate limits, for the engine.
+    pub fn default_limits(&self) -> Option<testudo_engine::Limits> {
+        self.default_limits.clone()
+    }
+
     /// The audit log, for the engine's and the server's records.
     pub fn audit_sink(&self) -> Option<Arc<dyn testudo_audit::AuditSink>> {
         self.writer

@@ -188,6 +188,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         audit: monitoring.audit_sink(),
         backups: None,
         database_keys: opened.database_keys.clone(),
+        default_limits: monitoring.default_limits(),
     };
     let backups = args.backup.start(
         Arc::clone(&opened.raw),

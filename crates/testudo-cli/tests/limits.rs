@@ -111,3 +111,46 @@ fn a_flooded_database_is_refused_over_its_rate_while_its_sibling_is_served() {
     );
     assert_eq!(quiet.len(), 60);
 }
+
+#[test]
+fn server_wide_default_limits_apply_to_databases_that_set_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(
+        &dir.path().join("data"),
+        &["--dev", "--default-queries-per-second", "1"],
+        &[],
+    );
+    let mut root = Conn::open(server.addr, "secret");
+    let (status, _) = root.query(
+        "Database.create({ name: 'plain' }); \
+         Database.create({ name: 'generous', limits: { queries_per_second: 100000 } }); null",
+    );
+    assert_eq!(status, 200);
+    let mut plain = Conn::open(server.addr, "secret:plain:admin");
+    let answers: Vec<_> = (0..20).map(|_| plain.query("1 + 1")).collect();
+    assert!(
+        answers
+            .iter()
+            .any(|(status, code)| *status == 429 && code.as_deref() == Some("limit_exceeded")),
+        "{answers:?}"
+    );
+    let mut generous = Conn::open(server.addr, "secret:generous:admin");
+    assert!((0..20).all(|_| generous.query("1 + 1").0 == 200));
+    assert!((0..20).all(|_| root.query("1 + 1").0 == 200));
+
+    let refused = common::testudo(
+        &dir.path().join("refused"),
+        &[
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--default-queries-per-second",
+            "0",
+        ],
+        &[],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--default-queries-per-second"));
+}

@@ -40,6 +40,7 @@ pub use audit::credential_ref as audit_credential;
 pub use audit::database_ref as audit_database;
 pub use reclaim::{MIN_RETENTION, ReclaimStats};
 pub use runner::{MIN_TIMEOUT, PLACEHOLDER};
+pub use limits::Limits;
 pub use tenancy::DatabaseKeyring;
 
 /// The stack a thread running [`Engine::query`] needs. Evaluation recurses (bounded by the
@@ -93,6 +94,8 @@ pub struct EngineOptions {
     /// Where `Backup.create()` writes and `Backup.restore()` reads backups (none: the
     /// `Backup` module answers that backups are not configured).
     pub backups: Option<Arc<dyn backup::BackupService>>,
+    /// Rate limits of every database whose document sets no `limits` (none: unlimited).
+    pub default_limits: Option<Limits>,
 }
 
 /// State shared by every query.
@@ -174,7 +177,7 @@ impl Engine {
             audit: options.audit.clone(),
             jwks,
             jwt: options.jwt,
-            limiter: limits::Limiter::default(),
+            limiter: limits::Limiter::new(options.default_limits.clone()),
             database_keys: options.database_keys,
             backups: options.backups,
         });

@@ -11,6 +11,10 @@
 //! back). A refused query does no work and gets Fauna's `limit_exceeded` (HTTP 429), which
 //! the official drivers retry with back-off.
 //!
+//! The operator may set default limits (`serve --default-queries-per-second` …,
+//! [`Limiter::new`]): a database whose document sets no `limits` is limited as if it carried
+//! the defaults (the root never is). A database's own `limits` replace the defaults entirely.
+//!
 //! **Invariants:** every admitted query releases its concurrency slot exactly once (a guard
 //! does it, also on unwinding); limits are re-read after any committed change to a database
 //! document (the authentication epoch moves), never later than the next query.
@@ -105,6 +109,8 @@ struct DbState {
 /// epoch) and each limited database's buckets.
 #[derive(Default)]
 pub struct Limiter {
+    /// The limits of a database whose document sets none.
+    defaults: Option<Limits>,
     /// By database: the authentication epoch it was read at, and the chain.
     chains: Mutex<HashMap<DbId, (u64, Chain)>>,
     state: Mutex<HashMap<DbId, DbState>>,
@@ -117,6 +123,14 @@ pub struct Admission<'a> {
 }
 
 impl Limiter {
+    /// A limiter applying `defaults` to every database that sets no limits of its own.
+    pub fn new(defaults: Option<Limits>) -> Limiter {
+        Limiter {
+            defaults: defaults.filter(|d| *d != Limits::default()),
+            ..Limiter::default()
+        }
+    }
+
     /// The limited databases a query in `db` is charged to (itself and its ancestors).
     pub fn chain(
         &self,
@@ -136,10 +150,10 @@ impl Limiter {
             let Some(parent) = tenancy::parent_of(&mut txn, cur)? else {
                 break;
             };
-            if let Some(limits) = tenancy::database_doc(&mut txn, parent, cur)?
+            let own = tenancy::database_doc(&mut txn, parent, cur)?
                 .as_ref()
-                .and_then(Limits::of)
-            {
+                .and_then(Limits::of);
+            if let Some(limits) = own.or_else(|| self.defaults.clone()) {
                 chain.push((cur, limits));
             }
             cur = parent;

@@ -152,3 +152,25 @@ fn limits_take_effect_at_the_next_query_and_are_validated() {
         );
     }
 }
+
+#[test]
+fn default_limits_apply_to_every_database_that_sets_none() {
+    let e = common::engine_with(testudo_engine::EngineOptions {
+        default_limits: Some(testudo_engine::Limits {
+            rates: [Some(2.0), None, None, None],
+            concurrent: None,
+        }),
+        ..testudo_engine::EngineOptions::default()
+    });
+    ok(
+        &e,
+        ROOT,
+        "Database.create({ name: 'plain' }); \
+         Database.create({ name: 'own', limits: { queries_per_second: 1000 } })",
+    );
+    // A bucket of two: the third query within a second is refused.
+    assert!(refused(&e, &scoped("plain"), 20) > 0);
+    assert_eq!(refused(&e, &scoped("own"), 20), 0);
+    // The root is never limited.
+    assert_eq!(refused(&e, ROOT, 20), 0);
+}
