@@ -194,6 +194,12 @@ impl DatabaseKeys {
         })
     }
 
+    /// Was `db`'s key destroyed?
+    pub fn is_shredded(&self, db: u64) -> bool {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        state.shredded.contains(&db)
+    }
+
     /// Opens a value of key `key` stored at `ts` as it is in the store (sealed under its
     /// database's key) — for code that reads stored values without going through
     /// [`SealedKv`], such as a restore from a backup file into a running server.
@@ -639,6 +645,7 @@ mod tests {
             ],
         );
         f.sealed.keys().shred(&[5]).unwrap();
+        assert!(f.sealed.keys().is_shredded(5) && !f.sealed.keys().is_shredded(9));
         let err = get(&f.sealed, &key(5, b"a")).unwrap_err();
         assert!(err.to_string().contains("crypto-shredded"), "{err}");
         assert_eq!(
