@@ -38,9 +38,9 @@ use testudo_storage::{CommitError, Kv, KvError, WriteSet};
 pub use api::*;
 pub use audit::credential_ref as audit_credential;
 pub use audit::database_ref as audit_database;
+pub use limits::Limits;
 pub use reclaim::{MIN_RETENTION, ReclaimStats};
 pub use runner::{MIN_TIMEOUT, PLACEHOLDER};
-pub use limits::Limits;
 pub use tenancy::DatabaseKeyring;
 
 /// The stack a thread running [`Engine::query`] needs. Evaluation recurses (bounded by the
