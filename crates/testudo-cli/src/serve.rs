@@ -88,6 +88,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     store: store::StoreArgs,
 
+    /// The per-database keys of an encrypted store.
+    #[command(flatten)]
+    db_keys: store::DbKeysArgs,
+
     /// How JWTs of access providers are checked.
     #[command(flatten)]
     jwt: JwtArgs,
@@ -182,7 +186,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let monitoring = args.monitoring.start(&args.store).await?;
     // The engine writes through the per-database sealing store; backups copy values as
     // stored (still sealed), so a deleted database stays unreadable in them.
-    let opened = store::open_for_engine(&args.data_dir, &args.store, args.dev)?;
+    let opened = store::open_for_engine(&args.data_dir, &args.store, &args.db_keys, args.dev)?;
     let mut options = EngineOptions {
         jwt: args.jwt.options()?,
         audit: monitoring.audit_sink(),

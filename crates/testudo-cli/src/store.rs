@@ -46,7 +46,11 @@ pub struct StoreArgs {
     /// e.g. a KMS or secrets-manager client. Run with `sh -c`; it gets 30 s.
     #[arg(long, value_name = "COMMAND")]
     master_key_command: Option<String>,
+}
 
+/// Options of `serve` for the per-database keys of an encrypted store.
+#[derive(Args)]
+pub struct DbKeysArgs {
     /// With a master key: keep a copy of the per-database key file (`dbkeys`) in this
     /// directory, rewritten after every change (give the directory your backups go to: a
     /// backup is restored with it, and a deleted database stays unreadable in it). A store
@@ -109,6 +113,7 @@ pub struct OpenedStore {
 pub fn open_for_engine(
     data_dir: &Path,
     options: &StoreArgs,
+    db_keys: &DbKeysArgs,
     dev: bool,
 ) -> Result<OpenedStore, CliError> {
     let (raw, master) = open_with_key(data_dir, options, dev)?;
@@ -119,7 +124,7 @@ pub fn open_for_engine(
             database_keys: None,
         });
     };
-    if let Some(dir) = &options.db_keys_copy_dir
+    if let Some(dir) = &db_keys.db_keys_copy_dir
         && raw.last_commit_ts().0 > 0
         && adopt_db_keys(dir, data_dir).map_err(|e| key_error(&e))?
     {
@@ -130,7 +135,7 @@ pub fn open_for_engine(
         );
     }
     let keys = DatabaseKeys::open(data_dir, master, raw.as_ref()).map_err(|e| key_error(&e))?;
-    if let Some(dir) = &options.db_keys_copy_dir {
+    if let Some(dir) = &db_keys.db_keys_copy_dir {
         std::fs::create_dir_all(dir)
             .map_err(|e| CliError::Failed(format!("could not create {}: {e}", dir.display())))?;
         keys.mirror_to(dir).map_err(|e| key_error(&e))?;
@@ -237,7 +242,6 @@ mod tests {
         let none = StoreArgs {
             master_key_file: None,
             master_key_command: None,
-            db_keys_copy_dir: None,
         };
         assert!(choose_source(&none, false).unwrap().is_none());
         assert_eq!(
@@ -247,7 +251,6 @@ mod tests {
         let file = StoreArgs {
             master_key_file: Some(PathBuf::from("/k")),
             master_key_command: None,
-            db_keys_copy_dir: None,
         };
         assert!(matches!(
             choose_source(&file, true),
@@ -256,7 +259,6 @@ mod tests {
         let both = StoreArgs {
             master_key_file: Some(PathBuf::from("/k")),
             master_key_command: Some("echo".to_owned()),
-            db_keys_copy_dir: None,
         };
         assert!(matches!(
             choose_source(&both, false),
