@@ -36,6 +36,8 @@ pub struct ScheduleConfig {
     pub master: Option<Arc<MasterKey>>,
     /// Called after every run with its result (the audit log), not for a cancelled run.
     pub on_run: Option<RunHook>,
+    /// Paces the reading (see [`SnapshotOptions::duty`]).
+    pub duty: Option<f64>,
 }
 
 /// What a schedule calls after each run.
@@ -249,6 +251,7 @@ fn once(
         prefixes: config.prefixes.clone(),
         master: config.master.as_deref(),
         cancel: Some(cancel),
+        duty: config.duty,
     };
     let created = create_backup(kv, &config.dir, &options, &crate::no_progress);
     if let Some(hook) = &config.on_run

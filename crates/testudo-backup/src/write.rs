@@ -19,7 +19,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ring::aead::LessSafeKey;
 use ring::digest::{Context, SHA256};
@@ -45,6 +45,35 @@ pub struct SnapshotOptions<'a> {
     pub master: Option<&'a MasterKey>,
     /// Checked between keys: once set, the backup stops with [`BackupError::Cancelled`].
     pub cancel: Option<&'a AtomicBool>,
+    /// The share of wall time (0 < duty <= 1) the reading side may work: after each chunk
+    /// it rests so that it works at most this share (a backup of a serving store takes
+    /// longer and takes less from the queries). `None`: as fast as it can.
+    pub duty: Option<f64>,
+}
+
+/// Rests after each chunk so that reading works at most `duty` of the wall time.
+struct Pacer {
+    duty: Option<f64>,
+    since: Instant,
+}
+
+impl Pacer {
+    fn rest(&mut self, cancel: Option<&AtomicBool>) {
+        let Some(duty) = self.duty.filter(|d| *d > 0.0 && *d < 1.0) else {
+            return;
+        };
+        let worked = self.since.elapsed();
+        // Bounded, in short naps, so a cancel is seen promptly.
+        let mut rest = worked
+            .mul_f64((1.0 - duty) / duty)
+            .min(Duration::from_secs(10));
+        while !rest.is_zero() && !cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            let nap = rest.min(Duration::from_millis(50));
+            std::thread::sleep(nap);
+            rest -= nap;
+        }
+        self.since = Instant::now();
+    }
 }
 
 /// A backup file that was written.
@@ -143,6 +172,11 @@ fn read_into(
     let ts = snapshot.ts();
     let mut chunker = Chunker::new(ts.0);
     let mut reported = 0u64;
+    let mut pacer = Pacer {
+        duty: options.duty,
+        since: Instant::now(),
+    };
+    let mut chunks = 0u64;
     for range in ranges {
         for item in snapshot.scan(range, ts, ScanOrder::Ascending)? {
             if options.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
@@ -154,13 +188,19 @@ fn read_into(
             for version in snapshot.versions(&key, older)? {
                 chunker.add(&key, &version?, emit)?;
             }
+            if chunker.chunks > chunks {
+                chunks = chunker.chunks;
+                pacer.rest(options.cancel);
+            }
             if chunker.emitted >= reported + (1 << 20) {
                 reported = chunker.emitted;
                 progress(reported);
             }
         }
     }
-    chunker.finish(emit)
+    let counter = chunker.finish(emit)?;
+    pacer.rest(options.cancel);
+    Ok(counter)
 }
 
 /// Takes one snapshot of `kv` into a new file in `dir` (created if missing) and returns it.
@@ -302,8 +342,9 @@ pub(crate) struct Chunker {
     /// The key being written (whose record is open), if any.
     current: Option<Vec<u8>>,
     last_ts: u64,
-    /// Raw bytes handed out in chunks so far.
+    /// Raw bytes handed out in chunks so far, and how many chunks.
     emitted: u64,
+    chunks: u64,
     counter: Counter,
 }
 
@@ -317,6 +358,7 @@ impl Chunker {
             current: None,
             last_ts: 0,
             emitted: 0,
+            chunks: 0,
             counter: Counter::default(),
         }
     }
@@ -389,6 +431,7 @@ impl Chunker {
         let next = Vec::with_capacity(CHUNK_TARGET + (64 << 10));
         let chunk = std::mem::replace(&mut self.chunk, next);
         self.emitted += chunk.len() as u64;
+        self.chunks += 1;
         emit(chunk)
     }
 

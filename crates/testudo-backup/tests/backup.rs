@@ -406,6 +406,7 @@ fn the_schedule_takes_a_backup_prunes_and_reports_its_status() {
         prefixes: Vec::new(),
         master: Some(Arc::new(master(9))),
         on_run: None,
+        duty: None,
     };
     // The directory is empty, so the first backup is due at once; two more on demand.
     let scheduler = BackupScheduler::start(kv.clone(), config.clone()).unwrap();

@@ -252,6 +252,7 @@ fn create(args: &CreateArgs) -> Result<(), CliError> {
         prefixes,
         master: master.as_ref(),
         cancel: None,
+        duty: None,
     };
     let created =
         testudo_backup::create_backup(kv.as_ref(), &out, &options, &|done| progress.update(done));
@@ -664,6 +665,16 @@ pub struct ServeBackupArgs {
     /// The shortest per-database schedule period, in seconds (tests only).
     #[arg(long, hide = true, default_value_t = 60)]
     backup_min_every_secs: u64,
+
+    /// The share of wall time a backup of the running server may spend reading (0 < x <= 1):
+    /// it rests between chunks, taking longer and less from the queries (1: full speed).
+    #[arg(
+        long,
+        value_name = "SHARE",
+        default_value_t = 0.25,
+        requires = "backup_dir"
+    )]
+    backup_duty: f64,
 }
 
 impl ServeBackupArgs {
@@ -688,6 +699,11 @@ impl ServeBackupArgs {
         })?;
         if self.backup_keep == 0 {
             return Err(CliError::Refused("--backup-keep must be at least 1".into()));
+        }
+        if !(self.backup_duty > 0.0 && self.backup_duty <= 1.0) {
+            return Err(CliError::Refused(
+                "--backup-duty must be above 0 and at most 1".into(),
+            ));
         }
         std::fs::create_dir_all(dir).map_err(|err| {
             CliError::Failed(format!("could not create {}: {err}", dir.display()))
@@ -715,6 +731,7 @@ impl ServeBackupArgs {
                 prefixes: Vec::new(),
                 master: master.clone(),
                 on_run: Some(on_run),
+                duty: Some(self.backup_duty),
             },
         )
         .map_err(backup_error)?;
@@ -741,6 +758,7 @@ impl ServeBackupArgs {
             scheduler: Mutex::new(Some(scheduler)),
             statuses: Mutex::new(HashMap::new()),
             tick: Duration::from_millis(self.backup_tick_ms.max(10)),
+            duty: self.backup_duty,
             min_schedule: Duration::from_secs(self.backup_min_every_secs.max(1)),
             stop: (Mutex::new(false), Condvar::new()),
             thread: Mutex::new(None),
@@ -765,6 +783,8 @@ pub struct ServerBackups {
     scheduler: Mutex<Option<testudo_backup::BackupScheduler>>,
     statuses: Mutex<HashMap<u64, ScheduleStatus>>,
     tick: Duration,
+    /// See `--backup-duty`.
+    duty: f64,
     min_schedule: Duration,
     stop: (Mutex<bool>, Condvar),
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -890,6 +910,7 @@ impl ServerBackups {
             prefixes: schedule.prefixes.clone(),
             master: self.master.as_deref(),
             cancel: None,
+            duty: Some(self.duty),
         };
         let result = testudo_backup::create_backup(
             self.kv.as_ref(),
@@ -997,6 +1018,7 @@ impl BackupService for ServerBackups {
             prefixes,
             master: self.master.as_deref(),
             cancel: None,
+            duty: Some(self.duty),
         };
         let created = testudo_backup::create_backup(
             self.kv.as_ref(),
