@@ -70,7 +70,7 @@ pub fn seal(
         .map_err(|_| io::Error::other("an audit record could not be sealed"))?;
     out.clear();
     out.extend_from_slice(b"{\"seq\":");
-    out.extend_from_slice(seq.to_string().as_bytes());
+    crate::encode::decimal(out, seq);
     out.extend_from_slice(b",\"kind\":\"sealed\",\"data\":\"");
     let start = out.len();
     out.resize(start + base64::encoded_len(buf.len(), true).unwrap_or(0), 0);

@@ -87,7 +87,7 @@ pub fn encode_record(
     };
     out.clear();
     out.extend_from_slice(b"{\"seq\":");
-    out.extend_from_slice(seq.to_string().as_bytes());
+    crate::encode::decimal(out, seq);
     out.extend_from_slice(b",\"time\":");
     // Time text is digits, dashes, colons, a dot, `T` and `Z`: nothing to escape.
     out.push(b'"');
