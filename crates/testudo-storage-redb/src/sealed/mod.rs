@@ -461,6 +461,12 @@ impl Kv for SealedKv {
         self.inner.prune(range, horizon, max_keys)
     }
 
+    // Sealing adds no commits or batches of its own: the store's counters are the answer
+    // (without this, /metrics loses the commit series on every encrypted store).
+    fn commit_stats(&self) -> Option<testudo_storage::CommitStats> {
+        self.inner.commit_stats()
+    }
+
     fn close(&self) -> Result<(), KvError> {
         self.inner.close()
     }
@@ -585,6 +591,18 @@ mod tests {
         let opened = get(&f.sealed, &key(5, b"doc")).unwrap().unwrap();
         assert_eq!(opened.value, Some(marker));
         assert_eq!(opened.ts, raw.ts);
+    }
+
+    #[test]
+    fn the_store_s_commit_counters_show_through_the_decorator() {
+        let f = fixture();
+        write(&f.sealed, vec![(key(5, b"doc"), Some(b"v".to_vec()))]);
+        let stats = f
+            .sealed
+            .commit_stats()
+            .expect("the inner store keeps counters");
+        assert_eq!(Some(stats), f.inner.commit_stats());
+        assert_eq!(stats.commits, 1);
     }
 
     #[test]
