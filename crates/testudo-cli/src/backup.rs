@@ -1091,7 +1091,11 @@ impl BackupService for ServerBackups {
             Some(unseal) => Some(unseal.keys(self.kv.as_ref())?),
             None => None,
         };
-        Ok(Box::new(Source { backup, keys }))
+        Ok(Box::new(Source {
+            backup,
+            keys,
+            only: None,
+        }))
     }
 
     fn location(&self, owner: DbId, name: &str) -> String {
@@ -1127,6 +1131,8 @@ impl Unsealer {
 struct Source {
     backup: testudo_backup::VerifiedBackup,
     keys: Option<DatabaseKeys>,
+    /// The databases being restored (after `restrict`): only their values are opened.
+    only: Option<Vec<u64>>,
 }
 
 impl BackupSource for Source {
@@ -1140,18 +1146,26 @@ impl BackupSource for Source {
         };
         let mut out = Vec::with_capacity(records.len());
         for record in records {
+            let db = testudo_storage_redb::sealed::database_of(&record.key);
+            let wanted = self.only.as_ref().is_none_or(|only| only.contains(&db));
             let mut versions = Vec::with_capacity(record.versions.len());
             for version in record.versions {
                 let value = match (version.value, &self.keys) {
-                    (Some(stored), Some(keys)) => Some(
-                        keys.unseal(&record.key, testudo_storage::Ts(version.ts), stored)
-                            .map_err(|e| {
-                                BackupFailure::Unusable(format!(
-                                    "a value cannot be opened with its database's key (was \
-                                     the database deleted, and its key destroyed?): {e}"
-                                ))
-                            })?,
-                    ),
+                    (Some(stored), Some(keys)) if wanted => {
+                        match keys.unseal(&record.key, testudo_storage::Ts(version.ts), stored) {
+                            Ok(value) => Some(value),
+                            // Before the restore knows its databases, a deleted (shredded)
+                            // one reads as absent: it is not restorable, by design.
+                            Err(_) if self.only.is_none() && keys.is_shredded(db) => None,
+                            Err(e) => {
+                                return Err(BackupFailure::Unusable(format!(
+                                    "database {db}'s values cannot be opened (a deleted \
+                                     database's key is destroyed, and so is its data in every \
+                                     backup): {e}"
+                                )));
+                            }
+                        }
+                    }
                     (value, _) => value,
                 };
                 versions.push((version.ts, value));
@@ -1166,5 +1180,9 @@ impl BackupSource for Source {
 
     fn rewind(&mut self) -> Result<(), BackupFailure> {
         self.backup.rewind().map_err(failure)
+    }
+
+    fn restrict(&mut self, databases: &[DbId]) {
+        self.only = Some(databases.iter().map(|db| db.0).collect());
     }
 }

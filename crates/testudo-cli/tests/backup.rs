@@ -633,3 +633,57 @@ async fn on_an_encrypted_store_a_restore_opens_values_sealed_per_database() {
         serde_json::json!(["sealed words"])
     );
 }
+
+#[tokio::test]
+async fn a_deleted_databases_data_stays_unreadable_while_its_sibling_restores_through_the_server() {
+    let root = tempfile::tempdir().unwrap();
+    let key = root.path().join("master.key");
+    let generated = testudo(&["keys", "generate", "--out", path(&key)]);
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    let (server, _) = server_with_backups(root.path(), &["--master-key-file", path(&key)]);
+    for db in ["doomed", "kept"] {
+        ok(
+            &server,
+            "secret",
+            &format!("Database.create({{ name: '{db}' }})"),
+        )
+        .await;
+        let admin = format!("secret:{db}:admin");
+        ok(&server, &admin, "Collection.create({ name: 'Notes' })").await;
+        ok(
+            &server,
+            &admin,
+            &format!("Notes.create({{ text: '{db}' }})"),
+        )
+        .await;
+    }
+    let name = ok(&server, "secret", "Backup.create().name").await;
+    let name = name.as_str().unwrap();
+    ok(&server, "secret", "Database.byName('doomed')!.delete()").await;
+    ok(
+        &server,
+        "secret",
+        &format!("Backup.restore({{ backup: '{name}', name: 'kept2', database: 'kept' }})"),
+    )
+    .await;
+    assert_eq!(
+        ok(
+            &server,
+            "secret:kept2:admin",
+            "Notes.all().map(.text).toArray()"
+        )
+        .await,
+        serde_json::json!(["kept"])
+    );
+    let (code, body) = refused(
+        &server,
+        "secret",
+        &format!("Backup.restore({{ backup: '{name}', name: 'undead', database: 'doomed' }})"),
+    )
+    .await;
+    assert_eq!(code, "invalid_argument", "{body}");
+    assert_eq!(
+        ok(&server, "secret", "Database.byName('undead') == null").await,
+        true
+    );
+}

@@ -84,6 +84,9 @@ pub trait BackupSource: Send {
     fn next_chunk(&mut self) -> Result<Option<Vec<BackupRecord>>, BackupFailure>;
     /// Starts over from the first chunk.
     fn rewind(&mut self) -> Result<(), BackupFailure>;
+    /// From now on only the keys of these databases are used: a source may leave the
+    /// values of the others as stored (it must still yield every record, in order).
+    fn restrict(&mut self, _databases: &[DbId]) {}
 }
 
 /// Why the service could not do something.

@@ -491,6 +491,8 @@ fn copy_records(
     let mut marked_at = Instant::now();
 
     let excluded = [schema::KEY.0, schema::TOKEN.0, schema::CREDENTIAL.0];
+    let restored: Vec<DbId> = ids.keys().map(|id| DbId(*id)).collect();
+    source.restrict(&restored);
     let mut documents = 0u64;
     let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
     let mut bytes = 0usize;
