@@ -292,6 +292,12 @@ fn bind_input(it: &mut Interp<'_>, input: &Input) -> Result<Value, String> {
             Value::object(o)
         }
         Input::Module(name) => {
+            let schema_first = crate::stdlib::is_extension_module(name)
+                .then(|| it.schema_value(name))
+                .flatten();
+            if let Some(m) = schema_first {
+                return Ok(m);
+            }
             match crate::stdlib::global(name).filter(|v| matches!(v, Value::Module(_))) {
                 Some(m) => m,
                 None => it

@@ -233,6 +233,33 @@ fn a_restore_copies_documents_indexes_and_schema_but_never_keys() {
 }
 
 #[test]
+fn a_collection_or_function_named_backup_hides_the_module_in_its_database_only() {
+    // A Fauna application may already have a `Backup` collection: Testudo's module must not
+    // break it, nor hide it.
+    let (e, _, _) = engine_with_backups();
+    ok(&e, ROOT, "Database.create({ name: 'legacy' })");
+    let legacy = scoped("legacy");
+    ok(&e, &legacy, "Collection.create({ name: 'Backup' })");
+    ok(&e, &legacy, "Backup.create({ note: 'a user document' })");
+    assert_eq!(ok(&e, &legacy, "Backup.all().count()"), json!(1));
+    assert_eq!(
+        ok(&e, &legacy, "Backup.all().first()!.note"),
+        json!("a user document")
+    );
+    // Elsewhere the name is still the module.
+    assert!(ok(&e, ROOT, "Backup.create().name").is_string());
+    // A function of that name too.
+    ok(&e, ROOT, "Database.create({ name: 'fn' })");
+    let with_fn = scoped("fn");
+    ok(
+        &e,
+        &with_fn,
+        "Function.create({ name: 'Backup', body: 'x => x + 1' })",
+    );
+    assert_eq!(ok(&e, &with_fn, "Backup(41)"), json!(42));
+}
+
+#[test]
 fn only_an_admin_reaches_backups_and_an_unconfigured_server_says_so() {
     let (e, _, _) = engine_with_backups();
     let server = secret_of(&ok(&e, ROOT, "Key.create({ role: 'server' })"));

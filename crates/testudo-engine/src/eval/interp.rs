@@ -346,6 +346,11 @@ impl Interp<'_> {
         if let Some(v) = env.lookup(name) {
             return Ok(v.clone());
         }
+        if stdlib::is_extension_module(name)
+            && let Some(v) = self.schema_value(name)
+        {
+            return Ok(v);
+        }
         if let Some(v) = stdlib::global(name) {
             return Ok(v);
         }

@@ -205,6 +205,16 @@ const BUILTIN_MODULES: &[&str] = &[
     "FQL",
 ];
 
+/// Testudo's own modules, beyond Fauna's. A Fauna application may already have a collection
+/// or a function of one of these names, so they are not reserved, and wherever a name is
+/// resolved the database's schema is asked first ([`is_extension_module`]).
+const EXTENSION_MODULES: &[&str] = &["Backup"];
+
+/// Is `name` one of Testudo's own modules, which a schema name of the same spelling hides?
+pub fn is_extension_module(name: &str) -> bool {
+    EXTENSION_MODULES.contains(&name)
+}
+
 /// A built-in global: a module or a global function.
 pub fn global(name: &str) -> Option<Value> {
     if let Some(m) = BUILTIN_MODULES.iter().find(|m| **m == name) {
@@ -258,6 +268,6 @@ pub fn is_reserved_name(name: &str) -> bool {
     KEYWORDS.contains(&name)
         || TYPES.contains(&name)
         || OTHER.contains(&name)
-        || BUILTIN_MODULES.contains(&name)
+        || (BUILTIN_MODULES.contains(&name) && !is_extension_module(name))
         || global::function(name).is_some()
 }
