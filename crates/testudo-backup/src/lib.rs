@@ -39,7 +39,10 @@ pub use format::{CHUNK_TARGET, FORMAT_VERSION, MAX_FRAME, Record, StoredVersion}
 pub use manifest::{CollectionCounts, DatabaseCounts, Manifest, rfc3339};
 pub use read::{BackupInfo, VerifyReport, inspect, verify};
 pub use restore::{RestoreReport, VerifiedBackup, restore_into, restore_to_dir};
-pub use retention::{BACKUP_EXTENSION, BackupEntry, EntryStatus, PruneReport, list_backups, prune};
+pub use retention::{
+    BACKUP_EXTENSION, BackupEntry, EntryStatus, KEPT_PREFIX, PruneReport, ROTATING_PREFIX,
+    list_backups, prune,
+};
 pub use schedule::{BackupScheduler, BackupStatus, RunHook, ScheduleConfig, parse_period};
 pub use write::{
     CreatedBackup, SnapshotOptions, create_backup, normalize_prefixes, write_snapshot,

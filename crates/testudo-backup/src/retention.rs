@@ -3,7 +3,9 @@
 //! **Invariants:** pruning deletes only complete backups (readable preamble, trailer present)
 //! beyond the newest `keep` complete ones; it never deletes a partial file (a backup being
 //! written, or left by a crash), an unreadable file or anything that is not a backup, and it
-//! never counts them among the kept, so damaged files cannot push good backups out.
+//! never counts them among the kept, so damaged files cannot push good backups out. Only
+//! backups named `testudo-…` rotate: a `kept-…` backup (one someone asked for) is listed but
+//! never pruned.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +14,13 @@ use crate::read::{BackupInfo, inspect};
 
 /// The extension of a backup file.
 pub const BACKUP_EXTENSION: &str = "tbk";
+
+/// How the name of a backup that retention may delete starts (scheduled ones, and those of
+/// `testudo backup create`).
+pub const ROTATING_PREFIX: &str = "testudo-";
+
+/// How the name of a backup that only an operator deletes starts.
+pub const KEPT_PREFIX: &str = "kept-";
 
 /// One file of a backup directory.
 #[derive(Clone, Debug)]
@@ -95,7 +104,14 @@ pub fn list_backups(dir: &Path) -> Result<Vec<BackupEntry>, BackupError> {
     Ok(complete)
 }
 
-/// Deletes the complete backups of `dir` beyond the newest `keep` (at least 1).
+/// Whether retention may delete the backup at `path` (see [`KEPT_PREFIX`]).
+fn rotates(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(ROTATING_PREFIX))
+}
+
+/// Deletes the complete rotating backups of `dir` beyond the newest `keep` (at least 1).
 pub fn prune(dir: &Path, keep: usize) -> Result<PruneReport, BackupError> {
     if keep == 0 {
         return Err(BackupError::Invalid(
@@ -106,7 +122,7 @@ pub fn prune(dir: &Path, keep: usize) -> Result<PruneReport, BackupError> {
     let mut report = PruneReport::default();
     let complete: Vec<&BackupEntry> = entries
         .iter()
-        .filter(|e| matches!(e.status, EntryStatus::Complete(_)))
+        .filter(|e| matches!(e.status, EntryStatus::Complete(_)) && rotates(&e.path))
         .collect();
     let cut = complete.len().saturating_sub(keep);
     for (i, entry) in complete.iter().enumerate() {
@@ -120,7 +136,11 @@ pub fn prune(dir: &Path, keep: usize) -> Result<PruneReport, BackupError> {
     }
     for entry in &entries {
         match &entry.status {
-            EntryStatus::Complete(_) => {}
+            EntryStatus::Complete(_) if rotates(&entry.path) => {}
+            EntryStatus::Complete(_) => report.skipped.push((
+                entry.path.clone(),
+                "kept: made on request, retention never deletes it".into(),
+            )),
             EntryStatus::Partial => report.skipped.push((
                 entry.path.clone(),
                 "partial (being written, or interrupted)".into(),

@@ -252,6 +252,7 @@ fn once(
         master: config.master.as_deref(),
         cancel: Some(cancel),
         duty: config.duty,
+        kept: false,
     };
     let created = create_backup(kv, &config.dir, &options, &crate::no_progress);
     if let Some(hook) = &config.on_run

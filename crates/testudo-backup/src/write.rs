@@ -32,7 +32,7 @@ use crate::format::{
     KIND_MANIFEST, Preamble, TRAILER_MAGIC,
 };
 use crate::manifest::{Counter, Manifest, compact_stamp, rfc3339};
-use crate::retention::BACKUP_EXTENSION;
+use crate::retention::{BACKUP_EXTENSION, KEPT_PREFIX, ROTATING_PREFIX};
 use crate::{BackupError, Progress};
 
 /// What to back up and how.
@@ -49,6 +49,10 @@ pub struct SnapshotOptions<'a> {
     /// it rests so that it works at most this share (a backup of a serving store takes
     /// longer and takes less from the queries). `None`: as fast as it can.
     pub duty: Option<f64>,
+    /// A backup someone asked for (`Backup.create()`, a restore's safety backup): named
+    /// `kept-…` instead of `testudo-…`, and never deleted by retention ([`crate::prune`]),
+    /// so a schedule's `keep` cannot push it out.
+    pub kept: bool,
 }
 
 /// Rests after each chunk so that reading works at most `duty` of the wall time.
@@ -230,8 +234,13 @@ pub(crate) fn create_backup_with<W: Write + Send>(
         .map_err(|e| BackupError::io(temp.display(), e))?;
     let written = write_temp(kv, options, progress, wrap(file), &temp);
     let (manifest, final_path) = match written.and_then(|manifest| {
+        let prefix = if options.kept {
+            KEPT_PREFIX
+        } else {
+            ROTATING_PREFIX
+        };
         let name = format!(
-            "testudo-{}-{}.{BACKUP_EXTENSION}",
+            "{prefix}{}-{}.{BACKUP_EXTENSION}",
             compact_stamp(manifest.created_unix_ms),
             manifest.snapshot_ts
         );

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use testudo_backup::{
-    BackupError, BackupScheduler, EntryStatus, ScheduleConfig, SnapshotOptions, create_backup,
-    list_backups, no_progress, prune, restore_into, restore_to_dir, verify,
+    BackupError, BackupScheduler, EntryStatus, KEPT_PREFIX, ScheduleConfig, SnapshotOptions,
+    create_backup, list_backups, no_progress, prune, restore_into, restore_to_dir, verify,
 };
 use testudo_storage::{
     CommitError, KeyRange, Kv, LocalKv, LocalKvOptions, MemBackend, ScanOrder, Ts, Version,
@@ -392,6 +392,40 @@ fn pruning_keeps_the_newest_complete_backups_and_never_touches_other_files() {
         assert!(root.path().join(name).exists(), "{name}");
     }
     assert!(prune(root.path(), 0).is_err());
+}
+
+#[test]
+fn pruning_never_deletes_a_backup_made_on_request() {
+    let root = tempfile::tempdir().unwrap();
+    let kv = LocalKv::in_memory().unwrap();
+    let kept_options = SnapshotOptions {
+        kept: true,
+        ..SnapshotOptions::default()
+    };
+    write(&kv, vec![(vec![1], Some(vec![1]))]);
+    let asked = create_backup(&kv, root.path(), &kept_options, &no_progress).unwrap();
+    let name = asked.path.file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(name.starts_with(KEPT_PREFIX), "{name}");
+    let mut scheduled = Vec::new();
+    for i in 2..5u8 {
+        write(&kv, vec![(vec![i], Some(vec![i]))]);
+        let created =
+            create_backup(&kv, root.path(), &SnapshotOptions::default(), &no_progress).unwrap();
+        scheduled.push(created.path);
+    }
+
+    let report = prune(root.path(), 1).unwrap();
+    assert_eq!(report.removed, scheduled[..2].to_vec());
+    assert_eq!(report.kept, scheduled[2..].to_vec());
+    assert!(asked.path.exists());
+    assert!(report.skipped.iter().any(|(path, _)| *path == asked.path));
+    // Still listed (and restorable) like any other backup.
+    assert!(
+        list_backups(root.path())
+            .unwrap()
+            .iter()
+            .any(|e| e.path == asked.path)
+    );
 }
 
 #[test]

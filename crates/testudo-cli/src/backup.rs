@@ -253,6 +253,7 @@ fn create(args: &CreateArgs) -> Result<(), CliError> {
         master: master.as_ref(),
         cancel: None,
         duty: None,
+        kept: false,
     };
     let created =
         testudo_backup::create_backup(kv.as_ref(), &out, &options, &|done| progress.update(done));
@@ -911,6 +912,7 @@ impl ServerBackups {
             master: self.master.as_deref(),
             cancel: None,
             duty: Some(self.duty),
+            kept: false,
         };
         let result = testudo_backup::create_backup(
             self.kv.as_ref(),
@@ -1019,6 +1021,8 @@ impl BackupService for ServerBackups {
             master: self.master.as_deref(),
             cancel: None,
             duty: Some(self.duty),
+            // Asked for: a schedule's retention must not delete it.
+            kept: true,
         };
         let created = testudo_backup::create_backup(
             self.kv.as_ref(),
