@@ -679,6 +679,11 @@ pub struct ServeBackupArgs {
 }
 
 impl ServeBackupArgs {
+    /// The backup directory, when backups are configured.
+    pub fn dir(&self) -> Option<&Path> {
+        self.backup_dir.as_deref()
+    }
+
     /// Starts the server-wide backup schedule and returns the backups of the running server
     /// (`None` without `--backup-dir`). Refuses bad periods and counts before the server
     /// listens. Every backup is read from `kv`, the one store handed here.

@@ -186,7 +186,8 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let monitoring = args.monitoring.start(&args.store).await?;
     // The engine writes through the per-database sealing store; backups copy values as
     // stored (still sealed), so a deleted database stays unreadable in them.
-    let opened = store::open_for_engine(&args.data_dir, &args.store, &args.db_keys, args.dev)?;
+    let db_keys_copy_dir = args.db_keys.copy_dir(args.backup.dir());
+    let opened = store::open_for_engine(&args.data_dir, &args.store, db_keys_copy_dir, args.dev)?;
     let mut options = EngineOptions {
         jwt: args.jwt.options()?,
         audit: monitoring.audit_sink(),

@@ -52,11 +52,19 @@ pub struct StoreArgs {
 #[derive(Args)]
 pub struct DbKeysArgs {
     /// With a master key: keep a copy of the per-database key file (`dbkeys`) in this
-    /// directory, rewritten after every change (give the directory your backups go to: a
-    /// backup is restored with it, and a deleted database stays unreadable in it). A store
-    /// restored from a backup, started with this option, takes its key file from there.
+    /// directory, rewritten after every change (a backup is restored with it, and a deleted
+    /// database stays unreadable in it). Default: `--backup-dir`. A store restored from a
+    /// backup, started with this option, takes its key file from there.
     #[arg(long, value_name = "DIR")]
     db_keys_copy_dir: Option<PathBuf>,
+}
+
+impl DbKeysArgs {
+    /// Where `dbkeys` is copied: the explicit option, else the backup directory, since the
+    /// backups kept there cannot be restored without it (one server per backup directory).
+    pub fn copy_dir<'a>(&'a self, backup_dir: Option<&'a Path>) -> Option<&'a Path> {
+        self.db_keys_copy_dir.as_deref().or(backup_dir)
+    }
 }
 
 /// Where `options` says the master key comes from (`None`: no encryption).
@@ -113,7 +121,7 @@ pub struct OpenedStore {
 pub fn open_for_engine(
     data_dir: &Path,
     options: &StoreArgs,
-    db_keys: &DbKeysArgs,
+    db_keys_copy_dir: Option<&Path>,
     dev: bool,
 ) -> Result<OpenedStore, CliError> {
     let (raw, master) = open_with_key(data_dir, options, dev)?;
@@ -124,18 +132,18 @@ pub fn open_for_engine(
             database_keys: None,
         });
     };
-    if let Some(dir) = &db_keys.db_keys_copy_dir
+    if let Some(dir) = db_keys_copy_dir
         && raw.last_commit_ts().0 > 0
         && adopt_db_keys(dir, data_dir).map_err(|e| key_error(&e))?
     {
         // A store restored from a backup: its keys are the copy kept beside the backups.
         tracing::warn!(
             copy = %dir.display(),
-            "the store had no per-database key file: using the copy from --db-keys-copy-dir"
+            "the store had no per-database key file: using the copy kept beside the backups (--db-keys-copy-dir, default --backup-dir)"
         );
     }
     let keys = DatabaseKeys::open(data_dir, master, raw.as_ref()).map_err(|e| key_error(&e))?;
-    if let Some(dir) = &db_keys.db_keys_copy_dir {
+    if let Some(dir) = db_keys_copy_dir {
         std::fs::create_dir_all(dir)
             .map_err(|e| CliError::Failed(format!("could not create {}: {e}", dir.display())))?;
         keys.mirror_to(dir).map_err(|e| key_error(&e))?;

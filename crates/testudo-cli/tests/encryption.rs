@@ -571,6 +571,35 @@ fn raw_values(dir: &Path, key: &MasterKey) -> Vec<Vec<u8>> {
     values
 }
 
+#[test]
+fn the_backup_directory_keeps_the_per_database_key_file_by_default() {
+    // Backups of a store sealed per database cannot be restored without `dbkeys`: with
+    // `--backup-dir` and no `--db-keys-copy-dir`, the copy goes beside the backups.
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (key_path, _) = key_file(keys_dir.path(), "master.key");
+    let data = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let server = TestServer::start(
+        data.path(),
+        &[
+            "--dev",
+            "--master-key-file",
+            key_path.to_str().unwrap(),
+            "--backup-dir",
+            backups.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (status, body) = query(server.addr, "Database.create({ name: 'tenant' })").unwrap();
+    assert_eq!(status, 200, "{body}");
+    stop(server);
+    let live = std::fs::read_to_string(data.path().join("dbkeys")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(backups.path().join("dbkeys")).unwrap(),
+        live
+    );
+}
+
 #[tokio::test]
 async fn a_deleted_database_is_unreadable_in_an_older_backup_while_its_sibling_restores() {
     let keys_dir = tempfile::tempdir().unwrap();
