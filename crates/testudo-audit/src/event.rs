@@ -256,6 +256,9 @@ pub struct BackupRecord {
     pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DatabaseRef>,
+    /// Who asked for it (absent: the server's own schedule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialRef>,
     /// The snapshot timestamp (µs) of the backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_ts: Option<u64>,

@@ -994,6 +994,8 @@ fn audit_backup(
         target,
         outcome,
         database: Some(DatabaseRef { id: db.0, path }),
+        // The schedule's own backup: nobody asked for it.
+        credential: None,
         snapshot_ts: ts,
     }));
 }

@@ -311,6 +311,10 @@ fn a_restore_that_fails_midway_leaves_nothing_visible() {
     assert_eq!(restores.len(), 2, "{restores:?}");
     assert!(restores[0].outcome.is_ok() && restores[0].operation == "backup");
     assert!(!restores[1].outcome.is_ok() && restores[1].operation == "restore");
+    // Both name who asked: here the root secret.
+    for record in &restores {
+        assert_eq!(record.credential, Some(testudo_audit::CredentialRef::Root));
+    }
     // The same backup, undamaged, restores whole.
     let restored = ok(
         &e,

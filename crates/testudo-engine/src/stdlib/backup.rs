@@ -193,6 +193,7 @@ fn audit(it: &mut Interp<'_>, operation: &str, target: String, outcome: Outcome,
         target,
         outcome,
         database: Some(DatabaseRef { id: db.0, path }),
+        credential: Some(crate::audit::credential_ref(&it.scope)),
         snapshot_ts: ts,
     }));
 }
