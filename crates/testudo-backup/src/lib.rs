@@ -16,9 +16,9 @@
 //! master key, every frame is sealed with AES-256-GCM under a fresh per-backup data key
 //! wrapped by the master key.
 //!
-//! **Not kept:** keys whose newest version at the snapshot is a tombstone (deleted keys) are
-//! not in a backup, with their history: the `Snapshot` trait offers no way to enumerate them.
-//! Restoring them would need a raw version scan in `testudo-storage`.
+//! Keys whose newest version at the snapshot is a tombstone (deleted keys) are kept with
+//! their history (`Snapshot::scan_with_tombstones`), so a restored store answers reads in
+//! the past as the original did.
 //!
 //! **Invariants:** nothing here panics on a file's contents; nothing writes into a store
 //! that is not empty; a restore reads and checks the whole file before writing anything.

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ring::aead::LessSafeKey;
 use ring::digest::{Context, SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
-use testudo_storage::{KeyRange, Kv, ScanOrder, Snapshot, Version};
+use testudo_storage::{KeyRange, Kv, Snapshot, Version};
 use testudo_storage_redb::keys::{DataKey, MasterKey};
 
 use crate::format::{
@@ -182,7 +182,8 @@ fn read_into(
     };
     let mut chunks = 0u64;
     for range in ranges {
-        for item in snapshot.scan(range, ts, ScanOrder::Ascending)? {
+        // Deleted keys too: their history is part of the store a restore must give back.
+        for item in snapshot.scan_with_tombstones(range, ts)? {
             if options.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(BackupError::Cancelled);
             }

@@ -249,13 +249,15 @@ fn an_encrypted_store_restores_with_history_and_timestamps_into_a_new_directory(
     let manifest = &backup.manifest;
     assert_eq!(manifest.encryption, "aes-256-gcm");
     assert_eq!(manifest.key_id, Some(key.fingerprint().to_string()));
-    // 99 live keys of database 0 and 1 (one was deleted), three versions each; one of db 5.
-    assert_eq!(manifest.keys, 100);
+    // 100 keys of database 0 and 1, three versions each (one of them then deleted: its
+    // tombstone and history are kept); one of db 5.
+    assert_eq!(manifest.keys, 101);
+    assert_eq!(manifest.tombstones, 1);
     assert_eq!(
         manifest.databases.iter().map(|d| d.id).collect::<Vec<_>>(),
         vec![0, 1, 5]
     );
-    assert_eq!(manifest.databases[0].keys, 49);
+    assert_eq!(manifest.databases[0].keys, 50);
 
     let target = root.path().join("restored");
     let report = restore_to_dir(&backup.path, Some(&key), &target, &no_progress).unwrap();
@@ -266,11 +268,15 @@ fn an_encrypted_store_restores_with_history_and_timestamps_into_a_new_directory(
     assert_eq!(all_versions(&restored, ts), all_versions(&source, ts));
     // Reads at an older timestamp see the old versions, at their original timestamps.
     let early = all_versions(&source, ts)[0].1.last().unwrap().ts;
-    let mut expected = all_versions(&source, early);
-    // Known limit: a key deleted by the snapshot is not in the backup, history included.
-    let deleted = expected.remove(0);
-    assert_eq!(deleted.0, [&0u64.to_be_bytes()[..], &[1, 0]].concat());
+    // A key deleted by the snapshot is there too, with its history: before its deletion it
+    // reads as it did.
+    let expected = all_versions(&source, early);
+    assert_eq!(expected[0].0, [&0u64.to_be_bytes()[..], &[1, 0]].concat());
     assert_eq!(all_versions(&restored, early), expected);
+    let deleted_key = &expected[0].0;
+    let now = restored.begin().unwrap();
+    assert_eq!(now.get(deleted_key, now.ts()).unwrap().unwrap().value, None);
+    drop(now);
     restored.close().unwrap();
 
     // An existing empty directory is a valid target too (a mount point, say).

@@ -65,6 +65,10 @@ pub const ALL: &[(&str, Property)] = &[
         disjoint_reads_and_writes_do_not_conflict,
     ),
     (
+        "a_scan_with_tombstones_also_returns_deleted_keys",
+        a_scan_with_tombstones_also_returns_deleted_keys,
+    ),
+    (
         "blind_writes_to_one_key_both_succeed",
         blind_writes_to_one_key_both_succeed,
     ),
@@ -149,6 +153,7 @@ macro_rules! conformance_tests {
             reading_a_key_written_after_the_snapshot_conflicts,
             a_phantom_insert_into_a_read_range_conflicts,
             disjoint_reads_and_writes_do_not_conflict,
+            a_scan_with_tombstones_also_returns_deleted_keys,
             blind_writes_to_one_key_both_succeed,
             a_conflicting_transaction_applies_nothing,
             a_read_only_commit_validates_its_reads,
@@ -390,6 +395,63 @@ pub fn get_reads_the_newest_version_at_or_before_at(make: MakeKv<'_>) {
     assert_eq!(get(&*s, "", s.ts()), None);
     assert_eq!(get(&*s, "a\0", s.ts()), None);
     assert_eq!(get(&*s, "b", s.ts()), None);
+    kv.close().unwrap();
+}
+
+pub fn a_scan_with_tombstones_also_returns_deleted_keys(make: MakeKv<'_>) {
+    let kv = make();
+    let t1 = put(
+        &*kv,
+        &[("a", Some("a1")), ("b", Some("b1")), ("c", Some("c1"))],
+    );
+    // A long history on a key that ends deleted (past the scan's skip limit).
+    for i in 2..=40 {
+        put(&*kv, &[("b", Some(&format!("b{i}")))]);
+    }
+    put(&*kv, &[("b", None), ("d", Some("d1"))]);
+    put(&*kv, &[("a", None)]);
+    let s = kv.begin().unwrap();
+    let listed = |range: KeyRange, at: Ts| -> Vec<(String, Option<String>)> {
+        s.scan_with_tombstones(range, at)
+            .unwrap()
+            .map(|item| {
+                let (key, version) = item.unwrap();
+                assert!(version.ts <= at, "a version newer than `at`");
+                (
+                    String::from_utf8(key).unwrap(),
+                    version.value.map(|v| String::from_utf8(v).unwrap()),
+                )
+            })
+            .collect()
+    };
+    let now = |key: &str, value: Option<&str>| (key.to_owned(), value.map(str::to_owned));
+    assert_eq!(
+        listed(everything(), s.ts()),
+        vec![
+            now("a", None),
+            now("b", None),
+            now("c", Some("c1")),
+            now("d", Some("d1"))
+        ]
+    );
+    // At an older time the deleted keys were live, and `d` did not exist yet.
+    assert_eq!(
+        listed(everything(), t1),
+        vec![
+            now("a", Some("a1")),
+            now("b", Some("b1")),
+            now("c", Some("c1"))
+        ]
+    );
+    assert_eq!(
+        listed(KeyRange::new("b", "d"), s.ts()),
+        vec![now("b", None), now("c", Some("c1"))]
+    );
+    // The ordinary scan still skips them.
+    assert_eq!(
+        scan(&*s, everything(), s.ts(), ScanOrder::Ascending),
+        pairs(&[("c", "c1"), ("d", "d1")])
+    );
     kv.close().unwrap();
 }
 

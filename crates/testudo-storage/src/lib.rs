@@ -111,6 +111,12 @@ pub trait Snapshot: Send {
         order: ScanOrder,
     ) -> Result<ScanIter<'a>, KvError>;
 
+    /// An ascending [`Snapshot::scan`] that also returns the keys whose newest version with a
+    /// timestamp `<= at` is a tombstone (with `value: None`): deleted keys whose history is
+    /// still stored, which a backup must keep so that reads in the past still see them.
+    fn scan_with_tombstones<'a>(&'a self, range: KeyRange, at: Ts)
+    -> Result<ScanIter<'a>, KvError>;
+
     /// All stored versions of `key` with timestamps in `ts_range`, newest first, tombstones
     /// included.
     fn versions<'a>(

@@ -50,6 +50,29 @@ impl<B: Backend> LocalSnapshot<B> {
     }
 }
 
+impl<B: Backend> LocalSnapshot<B> {
+    fn ascending<'a>(
+        &'a self,
+        range: KeyRange,
+        at: Ts,
+        tombstones: bool,
+    ) -> Result<ScanIter<'a>, KvError> {
+        let view = self.view()?;
+        let entries = view.forward((&range.start, at), range.end.as_deref())?;
+        Ok(Box::new(Ascending {
+            view,
+            entries,
+            end: range.end,
+            at,
+            tombstones,
+            current: None,
+            visible_seen: false,
+            stepped: 0,
+            failed: false,
+        }))
+    }
+}
+
 impl<B: Backend> Snapshot for LocalSnapshot<B> {
     fn ts(&self) -> Ts {
         self.ts
@@ -77,19 +100,7 @@ impl<B: Backend> Snapshot for LocalSnapshot<B> {
         let at = at.min(self.ts);
         let view = self.view()?;
         match order {
-            ScanOrder::Ascending => {
-                let entries = view.forward((&range.start, at), range.end.as_deref())?;
-                Ok(Box::new(Ascending {
-                    view,
-                    entries,
-                    end: range.end,
-                    at,
-                    current: None,
-                    visible_seen: false,
-                    stepped: 0,
-                    failed: false,
-                }))
-            }
+            ScanOrder::Ascending => self.ascending(range, at, false),
             ScanOrder::Descending => {
                 let before = range.end.as_deref().map(|end| (end, Ts::MAX));
                 let entries = view.backward(&range.start, before)?;
@@ -103,6 +114,14 @@ impl<B: Backend> Snapshot for LocalSnapshot<B> {
                 }))
             }
         }
+    }
+
+    fn scan_with_tombstones<'a>(
+        &'a self,
+        range: KeyRange,
+        at: Ts,
+    ) -> Result<ScanIter<'a>, KvError> {
+        self.ascending(range, at.min(self.ts), true)
     }
 
     fn versions<'a>(
@@ -190,6 +209,8 @@ struct Ascending<'a, V: BackendView> {
     entries: EntryIter<'a>,
     end: Option<Vec<u8>>,
     at: Ts,
+    /// Whether a key whose visible version is a tombstone is returned (as `value: None`).
+    tombstones: bool,
     /// The key being walked.
     current: Option<Vec<u8>>,
     /// Whether `current`'s visible version was already handled (the rest are older).
@@ -216,7 +237,7 @@ impl<V: BackendView> Iterator for Ascending<'_, V> {
                 self.visible_seen = entry.ts <= self.at;
                 if self.visible_seen {
                     self.current = Some(entry.key.clone());
-                    match live(entry) {
+                    match self.visible(entry) {
                         Some(item) => return Some(Ok(item)),
                         None => continue,
                     }
@@ -224,7 +245,7 @@ impl<V: BackendView> Iterator for Ascending<'_, V> {
                 self.current = Some(entry.key);
             } else if !self.visible_seen && entry.ts <= self.at {
                 self.visible_seen = true;
-                match live(entry) {
+                match self.visible(entry) {
                     Some(item) => return Some(Ok(item)),
                     None => continue,
                 }
@@ -240,6 +261,17 @@ impl<V: BackendView> Iterator for Ascending<'_, V> {
 }
 
 impl<V: BackendView> Ascending<'_, V> {
+    fn visible(&self, entry: Entry) -> Option<(Vec<u8>, Version)> {
+        if self.tombstones {
+            let version = Version {
+                ts: entry.ts,
+                value: entry.value,
+            };
+            return Some((entry.key, version));
+        }
+        live(entry)
+    }
+
     /// Seeks to `current`'s visible version, or past `current` once it has been handled.
     fn seek_past_invisible(&mut self) -> Result<(), KvError> {
         self.stepped = 0;

@@ -515,6 +515,19 @@ impl Snapshot for SealedSnapshot {
         })))
     }
 
+    fn scan_with_tombstones<'a>(
+        &'a self,
+        range: KeyRange,
+        at: Ts,
+    ) -> Result<ScanIter<'a>, KvError> {
+        let iter = self.inner.scan_with_tombstones(range, at)?;
+        Ok(Box::new(iter.map(move |item| {
+            let (key, version) = item?;
+            let version = self.open(&key, version)?;
+            Ok((key, version))
+        })))
+    }
+
     fn versions<'a>(
         &'a self,
         key: &[u8],
