@@ -362,17 +362,7 @@ fn delete_databases(shared: &EngineShared, horizon: Ts) -> Result<ReclaimStats, 
         {
             continue;
         }
-        let mut doomed = vec![dead];
-        let mut i = 0;
-        while let Some(&db) = doomed.get(i) {
-            doomed.extend(
-                registry
-                    .iter()
-                    .filter(|(_, parent)| *parent == db)
-                    .map(|(child, _)| *child),
-            );
-            i += 1;
-        }
+        let doomed = crate::tenancy::with_descendants(vec![dead], &registry);
         let mut empty = true;
         for db in &doomed {
             let (deleted, found) = tombstone_range(kv, keys::db_range(*db))?;

@@ -153,6 +153,23 @@ pub trait DatabaseKeyring: Send + Sync + std::fmt::Debug {
     fn raw_kv(&self) -> Arc<dyn Kv>;
 }
 
+/// `roots` and every database `registry` lists below them, parents before children; each
+/// once, so even a damaged registry with a cycle cannot make this loop.
+pub fn with_descendants(roots: Vec<DbId>, registry: &[(DbId, DbId)]) -> Vec<DbId> {
+    let mut seen: std::collections::HashSet<DbId> = roots.iter().copied().collect();
+    let mut out = roots;
+    let mut i = 0;
+    while let Some(&db) = out.get(i) {
+        for (child, _) in registry.iter().filter(|(_, parent)| *parent == db) {
+            if seen.insert(*child) {
+                out.push(*child);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
 /// The databases whose document `writes` deletes (candidates: [`shred_keys`] checks them).
 pub fn deleted_databases(writes: &WriteSet) -> Vec<DbId> {
     let mut out = Vec::new();
@@ -191,17 +208,7 @@ pub fn shred_keys(shared: &EngineShared, candidates: &[DbId]) {
             }
         }
         let registry = registry(&mut txn)?;
-        let mut i = 0;
-        while let Some(&db) = doomed.get(i) {
-            doomed.extend(
-                registry
-                    .iter()
-                    .filter(|(_, parent)| *parent == db)
-                    .map(|(child, _)| *child),
-            );
-            i += 1;
-        }
-        Ok::<_, KvError>(doomed)
+        Ok::<_, KvError>(with_descendants(doomed, &registry))
     })();
     let result = doomed
         .map_err(|e| e.to_string())
@@ -251,4 +258,29 @@ fn restoring(txn: &mut Txn, db: DbId) -> Result<bool, KvError> {
         .get(&keys::db_garbage(db))?
         .and_then(|r| r.value)
         .is_some_and(|v| !v.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descendants_come_after_their_parents_once_each_even_through_a_cycle() {
+        // 1 → {2, 3}, 2 → 4; and a damaged entry making 1 a child of 4.
+        let registry = [
+            (DbId(2), DbId(1)),
+            (DbId(3), DbId(1)),
+            (DbId(4), DbId(2)),
+            (DbId(1), DbId(4)),
+            (DbId(9), DbId(8)),
+        ];
+        assert_eq!(
+            with_descendants(vec![DbId(1)], &registry),
+            vec![DbId(1), DbId(2), DbId(3), DbId(4)]
+        );
+        assert_eq!(
+            with_descendants(vec![DbId(3), DbId(8)], &registry),
+            vec![DbId(3), DbId(8), DbId(9)]
+        );
+    }
 }
