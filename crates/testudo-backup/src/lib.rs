@@ -41,7 +41,7 @@ pub use read::{BackupInfo, VerifyReport, inspect, verify};
 pub use restore::{RestoreReport, VerifiedBackup, restore_into, restore_to_dir};
 pub use retention::{
     BACKUP_EXTENSION, BackupEntry, EntryStatus, KEPT_PREFIX, PruneReport, ROTATING_PREFIX,
-    list_backups, prune,
+    list_backups, newest_backup_ms, prune,
 };
 pub use schedule::{BackupScheduler, BackupStatus, RunHook, ScheduleConfig, parse_period};
 pub use write::{

@@ -104,6 +104,19 @@ pub fn list_backups(dir: &Path) -> Result<Vec<BackupEntry>, BackupError> {
     Ok(complete)
 }
 
+/// When the newest complete backup of `dir` was created (Unix ms); `None` when there is
+/// none or the directory cannot be read (a schedule then runs at once).
+pub fn newest_backup_ms(dir: &Path) -> Option<u64> {
+    list_backups(dir)
+        .ok()?
+        .iter()
+        .filter_map(|e| match &e.status {
+            EntryStatus::Complete(info) => Some(info.created_unix_ms),
+            _ => None,
+        })
+        .max()
+}
+
 /// Whether retention may delete the backup at `path` (see [`KEPT_PREFIX`]).
 fn rotates(path: &Path) -> bool {
     path.file_name()

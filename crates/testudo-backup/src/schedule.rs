@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use testudo_storage::Kv;
 use testudo_storage_redb::keys::MasterKey;
 
-use crate::retention::{EntryStatus, list_backups};
+use crate::retention::newest_backup_ms;
 use crate::write::{CreatedBackup, SnapshotOptions, create_backup};
 use crate::{BackupError, prune};
 
@@ -176,18 +176,7 @@ pub fn parse_period(text: &str) -> Option<Duration> {
 /// When the first run is due: `every` after the newest backup already there.
 fn first_due(config: &ScheduleConfig) -> Instant {
     let now = Instant::now();
-    let newest = list_backups(&config.dir)
-        .ok()
-        .and_then(|entries| {
-            entries
-                .iter()
-                .filter_map(|e| match &e.status {
-                    EntryStatus::Complete(info) => Some(info.created_unix_ms),
-                    _ => None,
-                })
-                .max()
-        })
-        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
+    let newest = newest_backup_ms(&config.dir).map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
     match newest.and_then(|at| SystemTime::now().duration_since(at).ok()) {
         Some(age) if age < config.every => now + (config.every - age),
         _ => now,

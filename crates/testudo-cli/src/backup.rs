@@ -890,15 +890,7 @@ impl ServerBackups {
     fn run_schedule(&self, schedule: &BackupSchedule) {
         let dir = self.owner_dir(schedule.db);
         let now = SystemTime::now();
-        let newest = testudo_backup::list_backups(&dir).ok().and_then(|entries| {
-            entries
-                .iter()
-                .filter_map(|e| match &e.status {
-                    EntryStatus::Complete(info) => Some(info.created_unix_ms),
-                    _ => None,
-                })
-                .max()
-        });
+        let newest = testudo_backup::newest_backup_ms(&dir);
         let due_ms = newest.map(|t| t.saturating_add(schedule.every.as_millis() as u64));
         let next_run = |from_ms: u64| from_ms.saturating_add(schedule.every.as_millis() as u64);
         {
