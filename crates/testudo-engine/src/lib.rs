@@ -116,7 +116,7 @@ pub struct EngineShared {
     /// Access providers' key sets, by `jwks_uri`.
     pub(crate) jwks: testudo_auth::jwt::JwksCache,
     pub(crate) jwt: JwtOptions,
-    pub(crate) limiter: limits::Limiter,
+    pub(crate) limiter: Arc<limits::Limiter>,
     pub(crate) database_keys: Option<Arc<dyn DatabaseKeyring>>,
     pub(crate) backups: Option<Arc<dyn backup::BackupService>>,
 }
@@ -124,6 +124,10 @@ pub struct EngineShared {
 pub struct Engine {
     shared: Arc<EngineShared>,
 }
+
+/// A query's admission under the rate limits of its database and its ancestors, from
+/// [`Engine::admit_fast`]: it holds the query's concurrency slots until dropped.
+pub struct Admitted(Option<limits::Admission>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -177,7 +181,7 @@ impl Engine {
             audit: options.audit.clone(),
             jwks,
             jwt: options.jwt,
-            limiter: limits::Limiter::new(options.default_limits.clone()),
+            limiter: Arc::new(limits::Limiter::new(options.default_limits.clone())),
             database_keys: options.database_keys,
             backups: options.backups,
         });
@@ -209,12 +213,37 @@ impl Engine {
             Ok(chain) => chain,
             Err(e) => return runner::storage_failure(shared, started, &e),
         };
-        let admission = match shared.limiter.admit(chain) {
-            Ok(admission) => admission,
-            Err(refusal) => return runner::rate_limited(shared, started, &refusal),
-        };
-        let response = runner::run(shared, scope, request);
-        if let Some(admission) = admission {
+        match shared.limiter.admit(chain) {
+            Ok(admission) => self.query_admitted(scope, request, Admitted(admission)),
+            Err(refusal) => runner::rate_limited(shared, scope.db, started, &refusal),
+        }
+    }
+
+    /// The rate-limit check of [`Engine::query`], when it can be made without storage (the
+    /// database's limits were read since they last changed): cheap enough for the network
+    /// thread, so that a flood over a database's limits is refused without a thread
+    /// handoff. `None`: the caller must use `query`, which checks on its blocking thread.
+    /// A refusal is the complete response to send (nothing ran).
+    pub fn admit_fast(&self, scope: &Scope) -> Option<Result<Admitted, QueryResponse>> {
+        let shared = &self.shared;
+        let started = std::time::Instant::now();
+        let chain = shared.limiter.cached_chain(scope.db, shared.auth.epoch())?;
+        Some(match shared.limiter.admit(chain) {
+            Ok(admission) => Ok(Admitted(admission)),
+            Err(refusal) => Err(runner::rate_limited(shared, scope.db, started, &refusal)),
+        })
+    }
+
+    /// Runs a query [`Engine::admit_fast`] admitted. Blocking: call it from a blocking
+    /// thread.
+    pub fn query_admitted(
+        &self,
+        scope: &Scope,
+        request: QueryRequest,
+        admitted: Admitted,
+    ) -> QueryResponse {
+        let response = runner::run(&self.shared, scope, request);
+        if let Some(admission) = &admitted.0 {
             admission.settle(&response.stats);
         }
         response

@@ -117,8 +117,10 @@ pub struct Limiter {
 }
 
 /// An admitted query's hold on its chain's concurrency slots; settle it with the stats.
-pub struct Admission<'a> {
-    limiter: &'a Limiter,
+/// It owns its share of the limiter, so it can be taken on one thread (the network thread
+/// that decided) and dropped on another (the blocking thread that ran the query).
+pub struct Admission {
+    limiter: Arc<Limiter>,
     chain: Chain,
 }
 
@@ -138,10 +140,8 @@ impl Limiter {
         epoch: u64,
         kv: &dyn testudo_storage::Kv,
     ) -> Result<Chain, KvError> {
-        if let Some((at, chain)) = self.lock_chains().get(&db)
-            && *at == epoch
-        {
-            return Ok(chain.clone());
+        if let Some(chain) = self.cached_chain(db, epoch) {
+            return Ok(chain);
         }
         let mut txn = Txn::begin(kv)?;
         let mut chain = Vec::new();
@@ -163,8 +163,16 @@ impl Limiter {
         Ok(chain)
     }
 
+    /// The chain of `db` when it was read at `epoch` (no storage access: safe anywhere).
+    pub fn cached_chain(&self, db: DbId, epoch: u64) -> Option<Chain> {
+        match self.lock_chains().get(&db) {
+            Some((at, chain)) if *at == epoch => Some(chain.clone()),
+            _ => None,
+        }
+    }
+
     /// Admits a query charged to `chain`, or says which limit refuses it.
-    pub fn admit(&self, chain: Chain) -> Result<Option<Admission<'_>>, Refusal> {
+    pub fn admit(self: &Arc<Self>, chain: Chain) -> Result<Option<Admission>, Refusal> {
         if chain.is_empty() {
             return Ok(None);
         }
@@ -204,7 +212,7 @@ impl Limiter {
         }
         drop(state);
         Ok(Some(Admission {
-            limiter: self,
+            limiter: Arc::clone(self),
             chain,
         }))
     }
@@ -218,7 +226,7 @@ impl Limiter {
     }
 }
 
-impl Admission<'_> {
+impl Admission {
     /// Charges the query's ops to its chain's buckets.
     pub fn settle(&self, stats: &Stats) {
         let ops = [
@@ -240,7 +248,7 @@ impl Admission<'_> {
     }
 }
 
-impl Drop for Admission<'_> {
+impl Drop for Admission {
     fn drop(&mut self) {
         let mut state = self.limiter.lock_state();
         for (db, _) in self.chain.iter() {
@@ -261,7 +269,7 @@ mod tests {
 
     #[test]
     fn a_query_rate_admits_a_burst_of_one_second_then_refuses() {
-        let limiter = Limiter::default();
+        let limiter = Arc::new(Limiter::default());
         let c = chain(Limits {
             rates: [Some(3.0), None, None, None],
             concurrent: None,
@@ -275,7 +283,7 @@ mod tests {
 
     #[test]
     fn concurrency_is_held_until_the_admission_is_dropped() {
-        let limiter = Limiter::default();
+        let limiter = Arc::new(Limiter::default());
         let c = chain(Limits {
             rates: [None; 4],
             concurrent: Some(1),
@@ -291,7 +299,7 @@ mod tests {
 
     #[test]
     fn ops_taken_into_debt_refuse_the_next_query() {
-        let limiter = Limiter::default();
+        let limiter = Arc::new(Limiter::default());
         let c = chain(Limits {
             rates: [None, Some(10.0), None, None],
             concurrent: None,

@@ -429,29 +429,41 @@ pub fn storage_failure(shared: &EngineShared, started: Instant, e: &KvError) -> 
     )
 }
 
-/// The answer to a query refused by a database's rate limits (nothing of it ran).
+/// The answer to a query refused by a database's rate limits (nothing of it ran). It reads
+/// no storage — it may be built on the network thread, and a flood of refusals should cost
+/// as little as possible: the transaction time is the newest commit's, the schema version
+/// the one last loaded for the database (0 if none was).
 pub fn rate_limited(
     shared: &EngineShared,
+    db: testudo_model::DbId,
     started: Instant,
     refusal: &crate::limits::Refusal,
 ) -> QueryResponse {
-    let mut response = early_error(
-        shared,
-        started,
-        ErrorCode::LimitExceeded,
-        format!(
-            "Rate limit exceeded: database {} is over its `{}` limit. Retry later.",
-            refusal.db.0, refusal.limit
-        ),
-        String::new(),
-    );
     let kind = match refusal.limit {
         "read_ops_per_second" => "read",
         "write_ops_per_second" => "write",
         _ => "compute",
     };
-    response.stats.rate_limits_hit = vec![kind];
-    response
+    QueryResponse {
+        outcome: Err(QueryError {
+            code: ErrorCode::LimitExceeded,
+            message: format!(
+                "Rate limit exceeded: database {} is over its `{}` limit. Retry later.",
+                refusal.db.0, refusal.limit
+            ),
+            abort: None,
+            constraint_failures: Vec::new(),
+        }),
+        summary: String::new(),
+        txn_ts: shared.kv.last_commit_ts(),
+        stats: Stats {
+            compute_ops: 1,
+            query_time_ms: elapsed_ms(started),
+            rate_limits_hit: vec![kind],
+            ..Stats::default()
+        },
+        schema_version: shared.schemas.cached_version(db).unwrap_or(Ts::ZERO),
+    }
 }
 
 fn early_error(

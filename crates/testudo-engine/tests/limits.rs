@@ -174,3 +174,52 @@ fn default_limits_apply_to_every_database_that_sets_none() {
     // The root is never limited.
     assert_eq!(refused(&e, ROOT, 20), 0);
 }
+
+#[test]
+fn the_fast_admission_decides_only_once_the_limits_are_cached_and_agrees_with_query() {
+    let e = engine();
+    ok(
+        &e,
+        ROOT,
+        "Database.create({ name: 'fast', limits: { queries_per_second: 3, concurrent_queries: 1 } })",
+    );
+    let scope = e.authenticate(&scoped("fast")).unwrap();
+    // Nothing read this database's limits yet: the caller must go through `query`.
+    assert!(e.admit_fast(&scope).is_none());
+    let first = e.query(
+        &scope,
+        common::request("1", testudo_model::json::Format::Simple),
+    );
+    assert!(first.outcome.is_ok());
+
+    // Now cached: an admission holds the database's only concurrency slot until dropped.
+    let Some(Ok(admitted)) = e.admit_fast(&scope) else {
+        panic!("the second query of the second was not admitted");
+    };
+    let Some(Err(refused)) = e.admit_fast(&scope) else {
+        panic!("a second concurrent query was admitted");
+    };
+    assert_eq!(refused.outcome.unwrap_err().code.as_str(), "limit_exceeded");
+    assert_eq!(refused.stats.rate_limits_hit, vec!["compute"]);
+    // The newest commit's time (the database's creation): no snapshot is taken for a refusal.
+    assert!(refused.txn_ts.0 > 0 && refused.txn_ts <= first.txn_ts);
+    let ran = e.query_admitted(
+        &scope,
+        common::request("1 + 1", testudo_model::json::Format::Simple),
+        admitted,
+    );
+    assert!(ran.outcome.is_ok());
+
+    // The slot is free again; the third query of the second takes the last token.
+    let Some(Ok(third)) = e.admit_fast(&scope) else {
+        panic!("the third query was refused");
+    };
+    drop(third);
+    // Admissions taken here and queries run through `query` draw on one bucket.
+    let refusal = e.query(
+        &scope,
+        common::request("1", testudo_model::json::Format::Simple),
+    );
+    assert_eq!(refusal.outcome.unwrap_err().code.as_str(), "limit_exceeded");
+    assert!(matches!(e.admit_fast(&scope), Some(Err(_))));
+}

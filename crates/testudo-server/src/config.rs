@@ -39,6 +39,13 @@ pub struct ServerConfig {
     /// Queries that take at least this long are logged at `warn` with target
     /// `testudo::slow_query`. Default: none.
     pub slow_query: Option<Duration>,
+    /// How long the answer to a query refused by its database's rate limits is held back
+    /// (without holding a thread: the connection just waits). A client flooding in a closed
+    /// loop over its limit is thereby slowed to one refusal per connection per delay,
+    /// instead of taking the server's CPU from its neighbours by the speed it is refused
+    /// at. The drivers back off on 429 far longer than this anyway. Default 20 ms; zero
+    /// answers at once.
+    pub refusal_delay: Duration,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +61,7 @@ impl Default for ServerConfig {
             audit: None,
             metrics: Arc::new(Metrics::default()),
             slow_query: None,
+            refusal_delay: Duration::from_millis(20),
         }
     }
 }

@@ -320,6 +320,12 @@ impl SchemaCache {
         result
     }
 
+    /// The version of `db`'s schema as last loaded, if it was (no storage access): what a
+    /// response answered without running anything reports.
+    pub fn cached_version(&self, db: DbId) -> Option<Ts> {
+        self.lock().get(&db).map(|cached| cached.schema.version)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DbId, CachedSchema>> {
         // A panic while holding this lock cannot leave the map inconsistent (inserts are
         // single operations), so a poisoned lock is still safe to use.
