@@ -355,6 +355,13 @@ pub struct ServeMonitoringArgs {
     /// Default number of concurrent queries (see --default-queries-per-second).
     #[arg(long, value_name = "N")]
     default_concurrent_queries: Option<u32>,
+
+    /// Hold the 429 answer to a query refused by its database's rate limits this many
+    /// milliseconds (no thread is held), so that a client flooding in a loop is slowed to
+    /// one refusal per connection per delay instead of taking CPU from other databases.
+    #[arg(long, default_value_t = 20, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    rate_limit_refusal_delay_ms: u64,
 }
 
 impl ServeMonitoringArgs {
@@ -429,6 +436,7 @@ pub struct Monitoring {
     default_limits: Option<testudo_engine::Limits>,
     metrics: Arc<testudo_server::Metrics>,
     slow_query: Option<Duration>,
+    refusal_delay: Duration,
 }
 
 impl ServeMonitoringArgs {
@@ -489,6 +497,7 @@ impl ServeMonitoringArgs {
             default_limits,
             metrics,
             slow_query: self.slow_query_ms.map(Duration::from_millis),
+            refusal_delay: Duration::from_millis(self.rate_limit_refusal_delay_ms),
         })
     }
 }
@@ -511,6 +520,7 @@ impl Monitoring {
         config.audit = self.audit_sink();
         config.metrics = Arc::clone(&self.metrics);
         config.slow_query = self.slow_query;
+        config.refusal_delay = self.refusal_delay;
     }
 
     /// Adds the store's series to `/metrics`: commits, backend batches and their sizes

@@ -154,3 +154,53 @@ fn server_wide_default_limits_apply_to_databases_that_set_none() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--default-queries-per-second"));
 }
+
+#[test]
+fn refusals_are_held_back_so_a_flood_in_a_loop_is_slowed_and_the_sibling_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(
+        &dir.path().join("data"),
+        &["--dev", "--rate-limit-refusal-delay-ms", "150"],
+        &[],
+    );
+    let mut root = Conn::open(server.addr, "secret");
+    let (status, _) = root.query(
+        "Database.create({ name: 'noisy', limits: { queries_per_second: 1 } }); \
+         Database.create({ name: 'quiet' }); null",
+    );
+    assert_eq!(status, 200);
+
+    let mut noisy = Conn::open(server.addr, "secret:noisy:admin");
+    let mut refusals = 0;
+    for _ in 0..8 {
+        let started = std::time::Instant::now();
+        let (status, code) = noisy.query("1 + 1");
+        if status == 429 {
+            assert_eq!(code.as_deref(), Some("limit_exceeded"));
+            // Held back, whichever path refused it (the first look-up of the limits runs on
+            // a blocking thread, later ones on the network thread). A lower bound only:
+            // a slow machine can make it longer, never shorter.
+            assert!(started.elapsed() >= Duration::from_millis(150));
+            refusals += 1;
+        }
+    }
+    assert!(refusals >= 5, "only {refusals} of 8 refused");
+    // Answers that are not refusals are not held: the sibling's queries succeed at once.
+    let mut quiet = Conn::open(server.addr, "secret:quiet:admin");
+    assert!((0..20).all(|_| quiet.query("1 + 1").0 == 200));
+
+    let refused = common::testudo(
+        &dir.path().join("refused"),
+        &[
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit-refusal-delay-ms",
+            "100000",
+        ],
+        &[],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+}
