@@ -89,8 +89,23 @@ fn write_request(out: &mut Vec<u8>, r: &RequestRecord) {
     out.extend_from_slice(b",\"duration_us\":");
     number(out, r.duration_us);
     if let Some(client) = &r.client {
-        // An address prints as digits, dots, colons and hex letters.
-        let _ = write!(out, ",\"client\":\"{client}\"");
+        out.extend_from_slice(b",\"client\":\"");
+        match client {
+            // `core::fmt` showed in profiles; IPv4 is what loopback and most proxies give.
+            std::net::IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    decimal(out, u64::from(octet));
+                }
+            }
+            // An address prints as digits, dots, colons and hex letters.
+            v6 => {
+                let _ = write!(out, "{v6}");
+            }
+        }
+        out.push(b'"');
     }
     if let Some(db) = &r.database {
         out.extend_from_slice(b",\"database\":{\"id\":");
@@ -142,7 +157,7 @@ fn write_request(out: &mut Vec<u8>, r: &RequestRecord) {
     }
     if let Some(trace) = &r.trace_id {
         out.extend_from_slice(b",\"trace_id\":");
-        string(out, trace);
+        string(out, trace.as_str());
     }
     out.push(b'}');
 }
@@ -150,11 +165,11 @@ fn write_request(out: &mut Vec<u8>, r: &RequestRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{DatabaseRef, Ops, Outcome};
+    use crate::event::{DatabaseRef, Ops, Outcome, TraceId};
 
     fn full() -> RequestRecord {
         RequestRecord {
-            endpoint: "/query/1".to_owned(),
+            endpoint: "/query/1".into(),
             status: 200,
             outcome: Outcome::ok(),
             duration_us: 812,
@@ -173,7 +188,7 @@ mod tests {
                 write: 3,
                 contention_retries: 4,
             }),
-            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
+            trace_id: TraceId::parse("4bf92f3577b34da6a3ce929d0e0e4736"),
         }
     }
 
@@ -189,7 +204,7 @@ mod tests {
     #[test]
     fn request_records_are_written_exactly_as_serde_writes_them() {
         let bare = RequestRecord {
-            endpoint: "/x\u{7f}".to_owned(),
+            endpoint: "/x\u{7f}".to_owned().into(),
             status: 404,
             outcome: Outcome::error("not_found"),
             duration_us: 0,
@@ -218,7 +233,9 @@ mod tests {
             },
             CredentialRef::Other,
         ];
-        let mut records = vec![bare];
+        let mut other_address = bare.clone();
+        other_address.client = Some("255.0.19.200".parse().unwrap());
+        let mut records = vec![bare, other_address];
         for credential in credentials {
             let mut record = full();
             record.credential = Some(credential);

@@ -3,11 +3,16 @@
 //! These are plain data with no dependency on the engine or the server, so both can build
 //! them. Ids are the numeric ids of the engine (`DbId`, `DocId`), timestamps microseconds.
 //!
+//! A request record is built on the query path for every request and dropped on the writer
+//! thread, so its usual fields need no allocation: fixed texts are `Cow::Borrowed`
+//! (`endpoint`, [`Outcome::code`]), the trace id is inline ([`TraceId`]).
+//!
 //! **Invariants:** no type here has a field for a secret, a password, a query's text or its
 //! arguments — a record names a credential by its id and a query by the SHA-256 of its text
 //! ([`query_hash`]); every field a producer may not know is an `Option` (absent from the
 //! JSON), never a made-up value.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -99,19 +104,69 @@ pub enum CredentialRef {
 /// `"permission_denied"` or `"unauthorized"`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Outcome(pub String);
+pub struct Outcome(pub Cow<'static, str>);
 
 impl Outcome {
     pub fn ok() -> Outcome {
-        Outcome("ok".to_owned())
+        Outcome(Cow::Borrowed("ok"))
+    }
+
+    /// A code known at compile time: no allocation.
+    pub fn code(code: &'static str) -> Outcome {
+        Outcome(Cow::Borrowed(code))
     }
 
     pub fn error(code: &str) -> Outcome {
-        Outcome(code.to_owned())
+        Outcome(Cow::Owned(code.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 
     pub fn is_ok(&self) -> bool {
         self.0 == "ok"
+    }
+}
+
+/// A W3C trace id: the 32 lowercase hex digits of a `traceparent`'s second field, kept
+/// inline. Written to JSON as a string.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceId([u8; 32]);
+
+impl TraceId {
+    /// `text` when it is exactly 32 lowercase hex digits.
+    pub fn parse(text: &str) -> Option<TraceId> {
+        let digits: [u8; 32] = text.as_bytes().try_into().ok()?;
+        digits
+            .iter()
+            .all(|&b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            .then_some(TraceId(digits))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only `parse` makes one, and it admits ASCII only.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for TraceId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TraceId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<TraceId, D::Error> {
+        let text = Cow::<'de, str>::deserialize(deserializer)?;
+        TraceId::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom("a trace id is 32 lowercase hex digits"))
     }
 }
 
@@ -129,7 +184,7 @@ pub struct Ops {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRecord {
     /// `"/query/1"`, or whatever path the client asked for.
-    pub endpoint: String,
+    pub endpoint: Cow<'static, str>,
     /// The HTTP status answered.
     pub status: u16,
     pub outcome: Outcome,
@@ -155,7 +210,7 @@ pub struct RequestRecord {
     pub ops: Option<Ops>,
     /// The W3C trace id (the second field of `traceparent`), to join logs and traces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
+    pub trace_id: Option<TraceId>,
 }
 
 /// A refused secret, token or JWT. `credential` is set when the secret named a real key or
@@ -284,6 +339,25 @@ pub fn query_hash_parts<'a>(parts: impl IntoIterator<Item = Option<&'a str>>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trace_ids_are_32_lowercase_hex_digits_and_travel_as_strings() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let parsed = TraceId::parse(id).unwrap();
+        assert_eq!(parsed.as_str(), id);
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), format!("\"{id}\""));
+        let back: TraceId = serde_json::from_str(&format!("\"{id}\"")).unwrap();
+        assert_eq!(back, parsed);
+        for bad in [
+            "",
+            "4BF92F3577B34DA6A3CE929D0E0E4736",
+            &id[1..],
+            "g".repeat(32).as_str(),
+        ] {
+            assert_eq!(TraceId::parse(bad), None, "{bad}");
+        }
+        assert!(serde_json::from_str::<TraceId>("\"x\"").is_err());
+    }
 
     #[test]
     fn a_plain_query_hashes_like_its_text_and_values_do_not_count() {

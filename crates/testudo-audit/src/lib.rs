@@ -8,8 +8,9 @@
 //!   [`MemorySink`] for tests.
 //! - `writer.rs`: [`AuditWriter`], the file-backed sink: bounded queue, background thread,
 //!   segment rotation, seals, retention.
-//! - `segment.rs`: the file format (`encode.rs`: record bodies as JSON); `chain.rs`: the hash chain (SHA-256, or HMAC-SHA256
-//!   under a key).
+//! - `segment.rs`: the file format (`encode.rs`: record bodies as JSON); `chain.rs`: the hash
+//!   chain (BLAKE3, keyed under the operator's key when one is configured; segments written
+//!   by earlier versions with SHA-256 or HMAC-SHA256 still verify).
 //! - `verify.rs`: [`verify`] walks every segment and names the first bad record.
 //! - `read.rs`: [`read_records`] and [`Filter`], behind `testudo audit tail` and `export`.
 //!
@@ -33,7 +34,7 @@ mod writer;
 pub use chain::GENESIS;
 pub use event::{
     AuditEvent, AuthFailure, BackupRecord, Change, CredentialRef, DatabaseRef, Denial,
-    ElevatedCall, Login, Mfa, Ops, Outcome, RequestRecord, query_hash, query_hash_parts,
+    ElevatedCall, Login, Mfa, Ops, Outcome, RequestRecord, TraceId, query_hash, query_hash_parts,
 };
 pub use read::{Filter, ReadError, ReadSummary, read_records, tail};
 pub use seal::{AeadKey, SegmentKeys};

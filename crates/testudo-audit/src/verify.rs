@@ -74,7 +74,7 @@ impl std::fmt::Display for Problem {
 pub enum VerifyError {
     #[error("the log does not verify: {0}")]
     Broken(Problem),
-    #[error("segment {segment} is chained with HMAC-SHA256: the key is needed to verify it")]
+    #[error("segment {segment} is chained under a key: the key is needed to verify it")]
     KeyNeeded { segment: u64 },
     #[error(
         "segment {segment} was encrypted under master key {written_under}, not under the key \
@@ -103,7 +103,7 @@ fn broken(segment: u64, record: u64, reason: impl Into<String>) -> VerifyError {
     })
 }
 
-/// Verifies the log in `dir`. `key` (the chain's HMAC key) is needed for segments written
+/// Verifies the log in `dir`. `key` (the chain's key) is needed for segments written
 /// with one. With `keys` (the master key), every record of an encrypted segment is also
 /// opened and authenticated; without, encrypted segments are checked as a chain only.
 pub fn verify(
@@ -417,20 +417,17 @@ impl Walk<'_> {
             }
             _ => {}
         }
-        let chain = match line.json.get("chain").and_then(serde_json::Value::as_str) {
-            Some("sha256") => {
-                self.unkeyed += 1;
-                Chain::Sha256
-            }
-            Some("hmac-sha256") => {
-                let Some(key) = self.key else {
-                    return Err(VerifyError::KeyNeeded { segment: number }.into());
-                };
-                self.keyed += 1;
-                Chain::keyed(key)
-            }
-            _ => return Err(broken(number, 1, "unknown chain").into()),
+        let name = line.json.get("chain").and_then(serde_json::Value::as_str);
+        let chain = match name.map(|name| Chain::named(name, self.key)) {
+            Some(Ok(chain)) => chain,
+            Some(Err(true)) => return Err(VerifyError::KeyNeeded { segment: number }.into()),
+            Some(Err(false)) | None => return Err(broken(number, 1, "unknown chain").into()),
         };
+        if chain.keyed() {
+            self.keyed += 1;
+        } else {
+            self.unkeyed += 1;
+        }
         Ok((chain, previous))
     }
 }

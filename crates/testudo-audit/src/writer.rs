@@ -71,7 +71,8 @@ pub struct WriterConfig {
     pub keep_segments: Option<usize>,
     /// Delete sealed segments last modified longer ago than this. Default: never.
     pub keep_age: Option<Duration>,
-    /// With a key, links are HMAC-SHA256 under it instead of SHA-256.
+    /// With a key, links are BLAKE3's keyed hash under (a key derived from) it instead of its
+    /// plain hash (`chain.rs`).
     pub key: Option<[u8; 32]>,
     /// The longest time between `fsync`s while records arrive. Default 1 s.
     pub sync_interval: Duration,
@@ -171,10 +172,7 @@ impl AuditWriter {
             source,
         };
         create_dir(&config.dir).map_err(io_err)?;
-        let chain = match &config.key {
-            Some(key) => Chain::keyed(key),
-            None => Chain::Sha256,
-        };
+        let chain = Chain::current(config.key.as_ref());
         let mut state = State::open(&config, chain).map_err(io_err)?;
         let (sender, rx) = mpsc::sync_channel(config.queue.max(1));
         let counters = Arc::new(Counters::default());
@@ -315,7 +313,7 @@ impl State {
         let (last, seq, next) = match existing.last() {
             None => (GENESIS, 0, 1),
             Some(&number) => {
-                let (last, seq) = recover(&dir, number, &chain)?;
+                let (last, seq) = recover(&dir, number, &chain, config.key.as_ref())?;
                 (last, seq, number + 1)
             }
         };
@@ -595,9 +593,16 @@ fn create_segment(dir: &Path, number: u64) -> io::Result<Active> {
 }
 
 /// Reads the last segment to continue the chain after it. If it is not sealed (the server
-/// stopped without sealing it), cuts off a torn last line and seals it as recovered.
+/// stopped without sealing it), cuts off a torn last line and seals it as recovered, linked
+/// with the chain the segment names (an older version may have written it with another
+/// kind than `current`, which is used only when the segment's own cannot be had).
 /// Returns the last link and `seq`.
-fn recover(dir: &Path, number: u64, chain: &Chain) -> io::Result<(Link, u64)> {
+fn recover(
+    dir: &Path,
+    number: u64,
+    current: &Chain,
+    key: Option<&[u8; 32]>,
+) -> io::Result<(Link, u64)> {
     let path = segment::path(dir, number);
     let mut reader = BufReader::new(File::open(&path)?);
     let mut buf = Vec::new();
@@ -607,10 +612,16 @@ fn recover(dir: &Path, number: u64, chain: &Chain) -> io::Result<(Link, u64)> {
     let mut sealed = false;
     let mut good_bytes = 0u64;
     let mut torn = 0u64;
+    let mut chain = None;
     while segment::read_raw(&mut reader, &mut buf)?.is_some() {
         let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
         match segment::parse(&buf) {
             Ok(line) => {
+                if records == 0 && line.kind() == Some(segment::START) {
+                    chain = line
+                        .str_field("chain")
+                        .and_then(|name| Chain::named(name, key).ok());
+                }
                 last = line.link;
                 seq = line.seq().unwrap_or(seq);
                 records += 1;
@@ -639,7 +650,7 @@ fn recover(dir: &Path, number: u64, chain: &Chain) -> io::Result<(Link, u64)> {
     let time = format_us(now_us());
     let mut record = Vec::new();
     segment::encode_record(&mut record, &mut Vec::new(), seq + 1, &time, &seal)?;
-    let link = chain.link(&last, &record);
+    let link = chain.as_ref().unwrap_or(current).link(&last, &record);
     let mut line = hex(&link).into_bytes();
     line.push(b' ');
     line.extend_from_slice(&record);
@@ -663,7 +674,7 @@ mod tests {
 
     fn event() -> AuditEvent {
         AuditEvent::Request(RequestRecord {
-            endpoint: "/query/1".to_owned(),
+            endpoint: "/query/1".into(),
             status: 200,
             outcome: Outcome::ok(),
             duration_us: 1,
@@ -813,6 +824,141 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    /// Writes segment `number` as an earlier version did with `chain` (SHA-256 or
+    /// HMAC-SHA256): a start record, one request record tagged `tag`, and, when `sealed`, a
+    /// seal. Returns the last link and `seq`.
+    fn old_segment(
+        dir: &Path,
+        number: u64,
+        chain: &Chain,
+        (previous, seq): (Link, u64),
+        tag: &str,
+        sealed: bool,
+    ) -> (Link, u64) {
+        let mut lines = Vec::new();
+        let mut last = previous;
+        let mut seq = seq;
+        let mut write = |body: &dyn Body, last: &mut Link, seq: &mut u64| {
+            *seq += 1;
+            let mut record = Vec::new();
+            let time = format_us(1_795_803_691_266_621 + *seq);
+            segment::encode_record(&mut record, &mut Vec::new(), *seq, &time, body).unwrap();
+            *last = chain.link(last, &record);
+            lines.extend_from_slice(&hex_link(last));
+            lines.push(b' ');
+            lines.extend_from_slice(&record);
+            lines.push(b'\n');
+        };
+        let start = WriterRecord::SegmentStart {
+            segment: number,
+            chain: chain.name(),
+            previous: hex(&previous),
+            encryption: None,
+            key_id: None,
+            data_key: None,
+        };
+        write(&start, &mut last, &mut seq);
+        write(&tagged(tag), &mut last, &mut seq);
+        if sealed {
+            let before_seal = last;
+            let seal = WriterRecord::Seal {
+                segment: number,
+                records: 2,
+                last: hex(&before_seal),
+                reason: "shutdown",
+                truncated_bytes: 0,
+            };
+            write(&seal, &mut last, &mut seq);
+        }
+        fs::write(segment::path(dir, number), lines).unwrap();
+        (last, seq)
+    }
+
+    fn tags(dir: &Path) -> Vec<String> {
+        export(dir, None)
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_str::<serde_json::Value>(r).unwrap()["tags"].to_string())
+            .collect()
+    }
+
+    fn chain_of(dir: &Path, number: u64) -> String {
+        let text = fs::read_to_string(segment::path(dir, number)).unwrap();
+        let first = text.lines().next().unwrap();
+        let json: serde_json::Value = serde_json::from_str(&first[65..]).unwrap();
+        json["chain"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn sha256_segments_of_earlier_versions_verify_and_read_before_blake3_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let end = old_segment(dir.path(), 1, &Chain::Sha256, (GENESIS, 0), "old", true);
+        let writer = AuditWriter::open(WriterConfig::new(dir.path())).unwrap();
+        writer.record(tagged("new"));
+        writer.close();
+
+        assert_eq!(chain_of(dir.path(), 1), "sha256");
+        assert_eq!(chain_of(dir.path(), 2), "blake3");
+        let report = verify(dir.path(), None, None).unwrap();
+        assert_eq!((report.segments, report.records), (2, 6));
+        assert_eq!(tags(dir.path()), ["\"old\"", "\"new\""]);
+        // The new segment continues from the old one's last link.
+        let start = fs::read_to_string(segment::path(dir.path(), 2)).unwrap();
+        assert!(start.contains(&hex(&end.0)), "{start}");
+
+        // An edit of the old segment is still found, at its record.
+        let path = segment::path(dir.path(), 1);
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, text.replacen("\"old\"", "\"odd\"", 1)).unwrap();
+        match verify(dir.path(), None, None) {
+            Err(VerifyError::Broken(problem)) => {
+                assert_eq!((problem.segment, problem.record), (1, 2), "{problem}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_hmac_segment_of_an_earlier_version_and_a_keyed_blake3_one_verify_under_the_key() {
+        let key = [5; 32];
+        let dir = tempfile::tempdir().unwrap();
+        let hmac = Chain::named("hmac-sha256", Some(&key)).unwrap();
+        old_segment(dir.path(), 1, &hmac, (GENESIS, 0), "old", true);
+        let mut config = WriterConfig::new(dir.path());
+        config.key = Some(key);
+        let writer = AuditWriter::open(config).unwrap();
+        writer.record(tagged("new"));
+        writer.close();
+
+        assert_eq!(chain_of(dir.path(), 2), "blake3-keyed");
+        let report = verify(dir.path(), Some(&key), None).unwrap();
+        assert_eq!((report.keyed_segments, report.unkeyed_segments), (2, 0));
+        assert!(matches!(
+            verify(dir.path(), None, None),
+            Err(VerifyError::KeyNeeded { segment: 1 })
+        ));
+        match verify(dir.path(), Some(&[6; 32]), None) {
+            Err(VerifyError::Broken(problem)) => assert_eq!(problem.segment, 1, "{problem}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(tags(dir.path()), ["\"old\"", "\"new\""]);
+    }
+
+    #[test]
+    fn an_unsealed_sha256_segment_is_sealed_with_its_own_chain_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        old_segment(dir.path(), 1, &Chain::Sha256, (GENESIS, 0), "old", false);
+        let writer = AuditWriter::open(WriterConfig::new(dir.path())).unwrap();
+        writer.record(tagged("new"));
+        writer.close();
+
+        let sealed = fs::read_to_string(segment::path(dir.path(), 1)).unwrap();
+        assert!(sealed.contains("\"reason\":\"recovered\""), "{sealed}");
+        let report = verify(dir.path(), None, None).unwrap();
+        assert_eq!((report.segments, report.records), (2, 6));
+        assert_eq!(tags(dir.path()), ["\"old\"", "\"new\""]);
     }
 
     #[test]

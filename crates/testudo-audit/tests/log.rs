@@ -13,9 +13,9 @@ use testudo_audit::{
 
 fn request(i: u64, db: u64, outcome: &str) -> AuditEvent {
     AuditEvent::Request(RequestRecord {
-        endpoint: "/query/1".to_owned(),
+        endpoint: "/query/1".into(),
         status: if outcome == "ok" { 200 } else { 400 },
-        outcome: Outcome(outcome.to_owned()),
+        outcome: Outcome::error(outcome),
         duration_us: 100 + i,
         client: Some("127.0.0.1".parse().unwrap()),
         database: Some(DatabaseRef::id(db)),

@@ -247,7 +247,7 @@ fn translate(event: &AuthEvent) -> Option<AuditEvent> {
         } => login(
             *db,
             "password",
-            Outcome(format!("failed: {}", reason.as_str())),
+            Outcome(format!("failed: {}", reason.as_str()).into()),
             *address,
             None,
         ),
@@ -262,7 +262,7 @@ fn translate(event: &AuthEvent) -> Option<AuditEvent> {
         AuthEvent::MfaFailed { db, reason, .. } => mfa(
             *db,
             "verify",
-            Outcome(format!("failed: {}", reason.as_str())),
+            Outcome(format!("failed: {}", reason.as_str()).into()),
         ),
         AuthEvent::KeyCreated { .. }
         | AuthEvent::KeyDeleted { .. }
