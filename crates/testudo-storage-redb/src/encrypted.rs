@@ -47,6 +47,18 @@
 //! (16 TiB written), 3 · 10⁻⁸ after 2³⁶ (256 TiB). `testudo keys rotate-data` starts a fresh
 //! key (and budget).
 //!
+//! # Online key rotation
+//!
+//! During an online rotation of the data key (`rotation.rs`) the backend holds two keys: every
+//! write (blocks, header copies) is sealed under the new one at once, and a background pass
+//! re-seals the old blocks in place, in batches, through a journal (`data.enc.journal`) that
+//! makes the in-place writes crash-safe. Blocks carry no key id: a block below the pass's
+//! cursor is opened under the new key only; any other block under the old key, then the new.
+//! The pass takes the *gate* (an `RwLock` every block read and write holds shared) exclusive
+//! twice per batch, to read the batch and to write it back, so a reader never sees a block
+//! half rewritten and a block redb wrote since the batch was read is never overwritten with
+//! older content.
+//!
 //! # What it does not protect
 //!
 //! Replaying an *older* sealed version of the same block at the same position, or rolling
@@ -56,11 +68,13 @@
 //! **Invariants:** no plaintext byte and no key byte is ever written to the physical file or a
 //! log; nothing that failed authentication is ever returned to redb; a header write never
 //! touches the copy that was current at the last completed sync; during the open, nothing is
-//! written to the physical file.
+//! written to the physical file; no block is read or written without holding the gate; a block
+//! redb wrote during a rotation is never overwritten by the pass.
 
 mod cipher;
 pub(crate) mod layout;
 mod open;
+mod rotation;
 
 #[cfg(test)]
 mod fault;
@@ -72,7 +86,10 @@ use std::fmt;
 use std::io;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{
+    Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
+use std::thread::JoinHandle;
 
 use redb::{BackendError, StorageBackend};
 
@@ -81,12 +98,13 @@ use self::layout::{
     BLOCK, BLOCK_U64, HEADER_SLOT, Preamble, SEALED, block_offset, header_slot_offset, invalid,
     logical_len, physical_len,
 };
-use crate::keys::DataKey;
 
 pub use self::open::{EncryptedFile, PreambleStatus};
 pub(crate) use self::open::{
-    OpenFailure, create_file, new_preamble, open_database, private_file, read_preamble,
+    KeySet, OpenFailure, create_file, new_preamble, open_database, private_file, read_preamble,
 };
+pub use self::rotation::RotationProgress;
+pub(crate) use self::rotation::{JOURNAL_SUFFIX, KeyWatch, read_journal_cursor};
 
 /// Why a block could not be trusted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,6 +164,8 @@ struct Header {
     written: Option<(u8, u64)>,
     /// The copy the next header write goes to.
     scratch: u8,
+    /// The keyring id of the key that sealed each copy (as found at open or last written).
+    slot_keys: [Option<u32>; 2],
     /// During the open: `plain` changed and is not on disk yet.
     dirty: bool,
 }
@@ -157,9 +177,88 @@ struct Overlay {
     blocks: BTreeMap<u64, Box<[u8; BLOCK]>>,
 }
 
+/// The keys blocks are sealed and opened with. Behind the gate: held shared by every block
+/// read and write, exclusive by the rotation pass while it reads or rewrites a batch.
+pub(crate) struct Ciphers {
+    /// Seals every write; during a rotation, the new key.
+    seal: Arc<BlockCipher>,
+    /// During a rotation: the key being rotated away from.
+    old: Option<Arc<BlockCipher>>,
+    /// During a rotation: every data block below it is sealed under `seal`.
+    cursor: u64,
+}
+
+impl Ciphers {
+    /// The plaintext of sealed block `index` (in `sealed`, consumed) into `out`, or why not.
+    fn open(&self, index: u64, sealed: &mut [u8], out: &mut [u8]) -> Result<(), IntegrityError> {
+        let Some(old) = self.old.as_ref().filter(|_| index >= self.cursor) else {
+            out.copy_from_slice(self.seal.open_block(index, sealed)?);
+            return Ok(());
+        };
+        // Opening in place overwrites the buffer: the second try needs the original bytes.
+        let copy = zeroize::Zeroizing::new(sealed.to_vec());
+        if let Ok(plain) = old.open_block(index, sealed) {
+            out.copy_from_slice(plain);
+            return Ok(());
+        }
+        sealed.copy_from_slice(&copy);
+        out.copy_from_slice(self.seal.open_block(index, sealed)?);
+        Ok(())
+    }
+}
+
+/// The blocks redb wrote since the rotation began (a bitmap over block indices).
+#[derive(Default)]
+struct Written {
+    bits: Vec<u64>,
+}
+
+impl Written {
+    fn set(&mut self, index: u64) {
+        let (word, bit) = (index / 64, index % 64);
+        let Ok(word) = usize::try_from(word) else {
+            return;
+        };
+        if self.bits.len() <= word {
+            self.bits.resize(word + 1, 0);
+        }
+        if let Some(w) = self.bits.get_mut(word) {
+            *w |= 1 << bit;
+        }
+    }
+
+    fn get(&self, index: u64) -> bool {
+        usize::try_from(index / 64)
+            .ok()
+            .and_then(|word| self.bits.get(word))
+            .is_some_and(|w| w & (1 << (index % 64)) != 0)
+    }
+}
+
+/// Tells the maintenance thread to stop (a closed backend).
+#[derive(Default)]
+struct Stop {
+    stopped: Mutex<bool>,
+    wake: Condvar,
+}
+
 struct Shared {
     physical: Box<dyn StorageBackend>,
-    cipher: BlockCipher,
+    /// The file id (the keys change during a rotation, the file's identity never).
+    preamble: Preamble,
+    gate: RwLock<Ciphers>,
+    /// Blocks written since a rotation began (only kept during one).
+    written: Mutex<Written>,
+    /// `data.enc.journal`: where the rotation pass makes its in-place writes crash-safe.
+    journal: Option<Box<dyn StorageBackend>>,
+    /// Blocks the pass re-seals per batch.
+    batch: AtomicU64,
+    /// The fraction of the time the pass may work (it sleeps the rest).
+    duty: Mutex<f64>,
+    /// The rotation's state as the maintenance thread reports it.
+    progress: Mutex<Option<RotationProgress>>,
+    stop: Stop,
+    maintenance: Mutex<Option<JoinHandle<()>>>,
     /// The logical length (kept here: every write checks it).
     len: AtomicU64,
     header: Mutex<Header>,
@@ -187,14 +286,28 @@ pub(crate) struct EncryptedHandle {
 impl fmt::Debug for EncryptedBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EncryptedBackend")
-            .field("key_id", &self.shared.cipher.preamble().key_id)
+            .field("key_id", &read(&self.shared.gate).seal.preamble().key_id)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for EncryptedBackend {
+    fn drop(&mut self) {
+        self.shared.stop_maintenance();
     }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves its state consistent before anything that can panic.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn len_usize(len: u64) -> io::Result<usize> {
@@ -207,18 +320,17 @@ impl EncryptedBackend {
     /// [`HeaderChoice::Previous`] when there is no valid previous copy.
     pub(crate) fn open(
         physical: Box<dyn StorageBackend>,
-        key: &DataKey,
-        preamble: Preamble,
+        journal: Option<Box<dyn StorageBackend>>,
+        ciphers: Ciphers,
         choice: HeaderChoice,
     ) -> io::Result<Option<(EncryptedBackend, EncryptedHandle)>> {
-        let cipher = BlockCipher::new(key, preamble);
         let len = logical_len(physical.len()?);
         let mut copies = Vec::new();
         if len > 0 {
             for slot in 0..2u8 {
                 let mut bytes = vec![0u8; HEADER_SLOT];
                 physical.read(header_slot_offset(slot), &mut bytes)?;
-                copies.push((slot, cipher.open_header(slot, &mut bytes)));
+                copies.push(open_header_any(&ciphers, slot, &bytes));
             }
         }
         let Some(header) = Header::choose(copies, choice) else {
@@ -227,7 +339,15 @@ impl EncryptedBackend {
         let unclean = header.plain.as_deref().is_some_and(redb_unclean);
         let shared = Arc::new(Shared {
             physical,
-            cipher,
+            preamble: ciphers.seal.preamble(),
+            gate: RwLock::new(ciphers),
+            written: Mutex::new(Written::default()),
+            journal,
+            batch: AtomicU64::new(rotation::BATCH),
+            duty: Mutex::new(rotation::DEFAULT_DUTY),
+            progress: Mutex::new(None),
+            stop: Stop::default(),
+            maintenance: Mutex::new(None),
             len: AtomicU64::new(len),
             header: Mutex::new(header),
             opening: AtomicBool::new(true),
@@ -327,11 +447,31 @@ impl EncryptedBackend {
     }
 }
 
+/// Header copy `slot` (its bytes as on disk) opened under the sealing key, else the old one;
+/// with the keyring id of the key that opened it.
+fn open_header_any(ciphers: &Ciphers, slot: u8, bytes: &[u8]) -> (u8, HeaderCopy, Option<u32>) {
+    let mut last = HeaderCopy::Invalid;
+    for cipher in std::iter::once(&ciphers.seal).chain(ciphers.old.as_ref()) {
+        let mut copy = bytes.to_vec();
+        match cipher.open_header(slot, &mut copy) {
+            valid @ HeaderCopy::Valid { .. } => {
+                return (slot, valid, Some(cipher.preamble().key_id));
+            }
+            other => last = other,
+        }
+    }
+    (slot, last, None)
+}
+
 impl Header {
-    fn choose(copies: Vec<(u8, HeaderCopy)>, choice: HeaderChoice) -> Option<Header> {
+    fn choose(copies: Vec<(u8, HeaderCopy, Option<u32>)>, choice: HeaderChoice) -> Option<Header> {
         let mut valid: Vec<(u8, u64, Box<[u8; BLOCK]>)> = Vec::new();
         let mut any_invalid = false;
-        for (slot, copy) in copies {
+        let mut slot_keys = [None, None];
+        for (slot, copy, key) in copies {
+            if let Some(k) = slot_keys.get_mut(usize::from(slot)) {
+                *k = key;
+            }
             match copy {
                 HeaderCopy::Valid { seq, plain } => valid.push((slot, seq, plain)),
                 HeaderCopy::Invalid => any_invalid = true,
@@ -356,6 +496,7 @@ impl Header {
                 seq,
                 written: Some((slot, current_seq)),
                 scratch: 1 - slot,
+                slot_keys,
                 dirty: false,
             },
             None => Header {
@@ -364,6 +505,7 @@ impl Header {
                 seq,
                 written: None,
                 scratch: 0,
+                slot_keys,
                 dirty: false,
             },
         })
@@ -408,6 +550,7 @@ impl Shared {
     }
 
     fn read_physical(&self, first: u64, count: usize, out: &mut [u8]) -> io::Result<()> {
+        let ciphers = read(&self.gate);
         let mut sealed = vec![0u8; count * SEALED];
         match self.physical.read(block_offset(first)?, &mut sealed) {
             Ok(()) => {}
@@ -421,10 +564,7 @@ impl Shared {
             .chunks_exact_mut(SEALED)
             .zip(out.chunks_exact_mut(BLOCK));
         for (i, (sealed, plain)) in (first..).zip(blocks) {
-            match self.cipher.open_block(i, sealed) {
-                Ok(opened) => plain.copy_from_slice(opened),
-                Err(error) => return Err(error.into()),
-            }
+            ciphers.open(i, sealed, plain)?;
         }
         Ok(())
     }
@@ -456,13 +596,23 @@ impl Shared {
             }
             return Ok(());
         }
+        let ciphers = read(&self.gate);
+        if ciphers.old.is_some() {
+            // Before the write: the pass, which checks under the gate held exclusive, must
+            // never put older content over it.
+            let mut written = lock(&self.written);
+            for i in first..first + (plain.len() / BLOCK) as u64 {
+                written.set(i);
+            }
+        }
         let mut sealed = vec![0u8; plain.len() / BLOCK * SEALED];
-        self.cipher.seal_blocks(first, plain, &mut sealed)?;
+        ciphers.seal.seal_blocks(first, plain, &mut sealed)?;
         self.physical.write(block_offset(first)?, &sealed)
     }
 
     /// Writes `bytes` at `at` within block 0.
     fn write_header(&self, at: usize, bytes: &[u8]) -> io::Result<()> {
+        let seal = Arc::clone(&read(&self.gate).seal);
         let mut header = lock(&self.header);
         let mut plain = header
             .plain
@@ -477,21 +627,33 @@ impl Shared {
             header.dirty = true;
             return Ok(());
         }
-        self.seal_header_copy(&mut header, plain)
+        self.seal_header_copy(&seal, &mut header, plain)
     }
 
     /// Seals `plain` into the scratch copy with the next sequence number.
-    fn seal_header_copy(&self, header: &mut Header, plain: Box<[u8; BLOCK]>) -> io::Result<()> {
+    fn seal_header_copy(
+        &self,
+        cipher: &BlockCipher,
+        header: &mut Header,
+        plain: Box<[u8; BLOCK]>,
+    ) -> io::Result<()> {
         let seq = header
             .seq
             .checked_add(1)
             .ok_or_else(|| io::Error::other("header sequence exhausted"))?;
         let slot = header.scratch;
         let mut sealed = vec![0u8; HEADER_SLOT];
-        self.cipher.seal_header(slot, seq, &plain, &mut sealed)?;
+        cipher.seal_header(slot, seq, &plain, &mut sealed)?;
         // Counted as used even if the write fails: a sequence number is never sealed twice.
         header.seq = seq;
+        if let Some(key) = header.slot_keys.get_mut(usize::from(slot)) {
+            // Unknown until the write succeeded.
+            *key = None;
+        }
         self.physical.write(header_slot_offset(slot), &sealed)?;
+        if let Some(key) = header.slot_keys.get_mut(usize::from(slot)) {
+            *key = Some(cipher.preamble().key_id);
+        }
         header.plain = Some(plain);
         header.written = Some((slot, seq));
         header.dirty = false;
@@ -539,17 +701,20 @@ impl Shared {
             self.write_blocks(run_start, &run)?;
         }
         {
+            let seal = Arc::clone(&read(&self.gate).seal);
             let mut header = lock(&self.header);
             if header.dirty
                 && let Some(plain) = header.plain.clone()
             {
-                self.seal_header_copy(&mut header, plain)?;
+                self.seal_header_copy(&seal, &mut header, plain)?;
             }
         }
         self.sync()
     }
 
     fn set_physical_len(&self, len: u64) -> io::Result<()> {
+        // Under the gate: the pass reads the length and the blocks it covers in one step.
+        let _gate = read(&self.gate);
         self.physical.set_len(physical_len(len)?)?;
         if len == 0 {
             // The header copies went with the rest.
@@ -557,8 +722,20 @@ impl Shared {
             header.plain = None;
             header.missing = IntegrityFailure::Unwritten;
             header.written = None;
+            header.slot_keys = [None, None];
         }
         Ok(())
+    }
+
+    fn stop_maintenance(&self) {
+        *lock(&self.stop.stopped) = true;
+        self.stop.wake.notify_all();
+        let handle = lock(&self.maintenance).take();
+        if let Some(handle) = handle
+            && handle.thread().id() != std::thread::current().id()
+        {
+            let _ = handle.join();
+        }
     }
 }
 
@@ -589,6 +766,47 @@ impl EncryptedHandle {
 
     pub(crate) fn finish_open(&self) -> io::Result<()> {
         self.shared.finish_open()
+    }
+
+    /// Starts the maintenance thread (online rotation of the data key), which runs until the
+    /// backend closes.
+    pub(crate) fn start_maintenance(&self, watch: Box<dyn KeyWatch>) -> io::Result<()> {
+        let shared = Arc::clone(&self.shared);
+        let handle = std::thread::Builder::new()
+            .name("testudo-rotate".to_owned())
+            .spawn(move || rotation::maintain(shared, watch))?;
+        *lock(&self.shared.maintenance) = Some(handle);
+        Ok(())
+    }
+
+    /// Where a rotation stands (`None` when none runs, or before its first batch).
+    pub(crate) fn rotation_progress(&self) -> Option<RotationProgress> {
+        lock(&self.shared.progress).clone()
+    }
+
+    /// The fraction of the time the rotation pass may work (0.01 to 1).
+    pub(crate) fn set_rotation_duty(&self, duty: f64) {
+        *lock(&self.shared.duty) = duty.clamp(0.01, 1.0);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_rotation_batch(&self, blocks: u64) {
+        self.shared.batch.store(blocks.max(1), Ordering::Relaxed);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn begin_rotation(&self, key: &crate::keys::DataKey, id: u32) -> io::Result<()> {
+        self.shared.begin_rotation(key, id)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn rotation_step(&self) -> io::Result<rotation::Step> {
+        self.shared.rotation_step()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn end_rotation(&self) {
+        self.shared.end_rotation();
     }
 }
 
@@ -634,6 +852,7 @@ impl StorageBackend for EncryptedBackend {
     }
 
     fn close(&self) -> io::Result<()> {
+        self.shared.stop_maintenance();
         if self.shared.opening() {
             // The open failed: what it wrote never reaches the file.
             *lock(&self.shared.overlay) = Overlay::default();

@@ -65,13 +65,17 @@ pub mod sealed;
 mod store;
 
 pub use backend::{DATA_FILE, RedbBackend, RedbView};
+pub use encrypted::RotationProgress;
 pub use encrypted::{EncryptedFile, IntegrityError};
 pub use format::FORMAT_VERSION;
-pub use rotate::{RotationReport, rotate_data, rotate_master};
+pub use rotate::{
+    RotationReport, RotationStatus, data_file_in_use, request_rotation, rotate_data, rotate_master,
+    rotation_status,
+};
 pub use sealed::{DB_KEYS_FILE, DatabaseKeys, SealedKv, adopt_db_keys, verify_db_keys};
 pub use store::{
-    ENCRYPTED_DATA_FILE, MAX_REPORTED, StoreError, StoreKind, VerifyReport, open_encrypted_file,
-    open_store, store_kind, verify_store,
+    ENCRYPTED_DATA_FILE, MAX_REPORTED, ROTATION_DUTY_ENV, StoreError, StoreKind, VerifyReport,
+    open_encrypted_file, open_store, store_kind, verify_store,
 };
 
 /// Opens (or creates) the store in directory `dir` with default options.

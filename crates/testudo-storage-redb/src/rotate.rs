@@ -12,6 +12,15 @@
 //!   file's preamble names the key that sealed it, and the keyring holds that key until the
 //!   rename is durable. The next rotation removes what an interrupted one left behind.
 //!
+//! - **Online** (the server runs; `testudo keys rotate-data` finds the data file locked):
+//!   [`request_rotation`] adds the new key to the keyring with a `rotating A B` line (saved
+//!   atomically) and returns; the server's maintenance thread notices the keyring change
+//!   (it polls it every 2 s; [`StoreWatch`]), seals every new write under the new key at
+//!   once and re-seals the rest in the background (`encrypted/rotation.rs`), then removes
+//!   the old key and the line. [`rotation_status`] tells another process how far it got. A
+//!   rotation in progress when the server stops resumes when it starts again; [`rotate_data`]
+//!   with the server stopped finishes it (by opening the store and running the pass flat out).
+//!
 //! **Invariants:** at every instant the keyring holds the key named by the data file's
 //! preamble; a block that fails authentication stops the rotation (damage is never re-sealed
 //! under a new key as if it were data); plaintext only ever exists in memory, in wiped
@@ -19,20 +28,24 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use testudo_storage::KvError;
 use zeroize::Zeroizing;
 
+use crate::encrypted::layout::logical_len;
 use crate::encrypted::layout::{
     BLOCK, BLOCK_U64, HEADER_SLOT, SEALED, block_offset, header_slot_offset, physical_len,
 };
 use crate::encrypted::{
-    EncryptedFile, HeaderCopy, IntegrityFailure, OpenFailure, new_preamble, private_file,
+    EncryptedFile, HeaderCopy, IntegrityFailure, JOURNAL_SUFFIX, KeyWatch, OpenFailure,
+    new_preamble, private_file, read_journal_cursor,
 };
 use crate::keys::keyring::{STORE_LABEL, sync_dir};
 use crate::keys::{DataKey, Keyring, MasterKey};
 use crate::store::{
-    ENCRYPTED_DATA_FILE, StoreError, encrypted_key_id, lock_data_file, open_failure,
+    ENCRYPTED_DATA_FILE, StoreError, encrypted_key_id, lock_data_file, open_encrypted_backend,
+    open_failure,
 };
 
 /// Blocks re-encrypted per read and write.
@@ -53,6 +66,190 @@ pub struct RotationReport {
 
 fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> StoreError {
     KvError::Io(format!("{what} {}: {e}", path.display())).into()
+}
+
+/// An online rotation as another process sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RotationStatus {
+    /// The keyring id of the key rotated away from.
+    pub from: u32,
+    /// The keyring id of the new key.
+    pub to: u32,
+    /// Blocks known to be under the new key (the pass's cursor as last recorded).
+    pub done: u64,
+    /// Blocks in the data file.
+    pub total: u64,
+}
+
+/// Whether a process (the server) has the data file of `dir` open.
+pub fn data_file_in_use(dir: &Path) -> Result<bool, StoreError> {
+    match lock_data_file(&dir.join(ENCRYPTED_DATA_FILE)) {
+        Ok(_lock) => Ok(false),
+        Err(StoreError::Inconsistent(_)) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Asks the running server to rotate the data key of `dir` online (see the module docs):
+/// adds a new key and the `rotating` line to the keyring. A rotation already requested is
+/// returned as it is.
+pub fn request_rotation(dir: &Path, master: &MasterKey) -> Result<RotationStatus, StoreError> {
+    let _keyring_lock = KeyringLock::acquire(dir)?;
+    let mut keyring = load_keyring(dir)?;
+    if keyring.rotation().is_none() {
+        let from = encrypted_key_id(&dir.join(ENCRYPTED_DATA_FILE))?;
+        keyring.unwrap(from, master)?;
+        // What an interrupted offline rotation left: its unused key.
+        keyring.set_current(from)?;
+        for id in keyring.ids_labelled(STORE_LABEL) {
+            if id != from {
+                keyring.remove(id)?;
+            }
+        }
+        let to = keyring.insert(STORE_LABEL, master, &DataKey::generate()?)?;
+        keyring.set_rotation(Some((from, to)))?;
+        keyring.set_current(to)?;
+        keyring.save(dir)?;
+    }
+    rotation_status(dir)?
+        .ok_or_else(|| StoreError::Inconsistent("the rotation request was not recorded".to_owned()))
+}
+
+/// The online rotation of `dir` in progress, if any.
+pub fn rotation_status(dir: &Path) -> Result<Option<RotationStatus>, StoreError> {
+    let Some((from, to)) = load_keyring(dir)?.rotation() else {
+        return Ok(None);
+    };
+    let data_path = dir.join(ENCRYPTED_DATA_FILE);
+    let total = std::fs::metadata(&data_path)
+        .map(|m| logical_len(m.len()) / BLOCK_U64)
+        .map_err(|e| io_error("cannot inspect", &data_path, e))?;
+    let done = match read_journal_cursor(&journal_path(dir)) {
+        Some((f, t, cursor)) if (f, t) == (from, to) => cursor.min(total),
+        _ => 0,
+    };
+    Ok(Some(RotationStatus {
+        from,
+        to,
+        done,
+        total,
+    }))
+}
+
+fn journal_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{ENCRYPTED_DATA_FILE}{JOURNAL_SUFFIX}"))
+}
+
+/// Finishes, with the server stopped, an online rotation that was interrupted: opens the
+/// store (which resumes it) and runs the pass flat out until the old key is gone.
+fn finish_interrupted(
+    dir: &Path,
+    master: &MasterKey,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RotationReport, StoreError> {
+    let Some(status) = rotation_status(dir)? else {
+        return Err(StoreError::Inconsistent(
+            "no rotation is in progress".to_owned(),
+        ));
+    };
+    let (backend, handle) = open_encrypted_backend(dir, master, Some(1.0))?;
+    let mut last = 0;
+    loop {
+        if rotation_status(dir)?.is_none() {
+            break;
+        }
+        if let Some(p) = handle.rotation_progress() {
+            if let Some(error) = p.error {
+                return Err(KvError::Corrupt(format!(
+                    "the rotation cannot go on: {error}; the store keeps both keys"
+                ))
+                .into());
+            }
+            if p.done != last {
+                last = p.done;
+                progress(p.done, p.total);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(backend);
+    Ok(RotationReport {
+        old_key_id: status.from,
+        new_key_id: status.to,
+        blocks: status.total.saturating_sub(1),
+        unwritten: 0,
+    })
+}
+
+/// The maintenance thread's view of the keyring of a store: it notices a requested rotation
+/// (by the keyring file's identity, size and time, cheap to poll) and drops the old key once
+/// the rotation is done. Keeps the master key (its wrapping key only) to unwrap the new key.
+pub(crate) struct StoreWatch {
+    dir: PathBuf,
+    master: MasterKey,
+    seen: Option<(u64, u64, SystemTime)>,
+}
+
+impl StoreWatch {
+    pub(crate) fn new(dir: &Path, master: MasterKey) -> StoreWatch {
+        StoreWatch {
+            dir: dir.to_path_buf(),
+            master,
+            seen: None,
+        }
+    }
+}
+
+impl KeyWatch for StoreWatch {
+    fn requested(&mut self, current: u32) -> Option<(DataKey, u32)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(Keyring::path(&self.dir)).ok()?;
+        let stamp = (meta.ino(), meta.len(), meta.modified().ok()?);
+        if self.seen == Some(stamp) {
+            return None;
+        }
+        self.seen = Some(stamp);
+        let keyring = match Keyring::load(&self.dir) {
+            Ok(keyring) => keyring?,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the keyring");
+                return None;
+            }
+        };
+        let (from, to) = keyring.rotation()?;
+        if from != current {
+            tracing::warn!(
+                from,
+                to,
+                current,
+                "the keyring asks for a data-key rotation from a key the data file is not                  sealed under; ignored"
+            );
+            return None;
+        }
+        match keyring.unwrap(to, &self.master) {
+            Ok(key) => Some((key, to)),
+            Err(error) => {
+                tracing::error!(
+                    %error,
+                    "cannot unwrap the new data key of the requested rotation (was the master                      key rotated since the server started? restart it with the new one)"
+                );
+                None
+            }
+        }
+    }
+
+    fn finished(&mut self, from: u32, to: u32) -> Result<(), String> {
+        let _lock = KeyringLock::acquire(&self.dir).map_err(|e| e.to_string())?;
+        let mut keyring = load_keyring(&self.dir).map_err(|e| e.to_string())?;
+        if keyring.rotation() == Some((from, to)) {
+            keyring.set_rotation(None).map_err(|e| e.to_string())?;
+            keyring.set_current(to).map_err(|e| e.to_string())?;
+            keyring.remove(from).map_err(|e| e.to_string())?;
+            keyring.save(&self.dir).map_err(|e| e.to_string())?;
+        }
+        self.seen = None;
+        Ok(())
+    }
 }
 
 /// An exclusive lock on `<dir>/keyring.lock`, held while the keyring is rewritten (released
@@ -117,10 +314,20 @@ pub fn rotate_data(
     master: &MasterKey,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<RotationReport, StoreError> {
+    if load_keyring(dir)?.rotation().is_some() {
+        // An online rotation the server did not finish: finish it here.
+        drop(lock_data_file(&dir.join(ENCRYPTED_DATA_FILE))?);
+        return finish_interrupted(dir, master, progress);
+    }
     let _keyring_lock = KeyringLock::acquire(dir)?;
     let data_path = dir.join(ENCRYPTED_DATA_FILE);
     let _data_lock = lock_data_file(&data_path)?;
     let mut keyring = load_keyring(dir)?;
+    if keyring.rotation().is_some() {
+        return Err(StoreError::Inconsistent(
+            "an online data-key rotation was requested meanwhile".to_owned(),
+        ));
+    }
     let old_key_id = encrypted_key_id(&data_path)?;
     let old_key = keyring.unwrap(old_key_id, master)?;
 

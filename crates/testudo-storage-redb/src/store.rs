@@ -5,6 +5,10 @@
 //! plus `keyring` (see `keys/keyring.rs`). The data file's preamble names the keyring entry
 //! whose key sealed it; that entry is unwrapped with the master key before anything else.
 //!
+//! An encrypted store opened here also gets a maintenance thread (`encrypted/rotation.rs`)
+//! that watches the keyring for an online data-key rotation (`rotate.rs`) and runs it; the
+//! master key is kept in memory for that (to unwrap the new data key).
+//!
 //! **Invariants:** an encrypted store is never opened without its master key and a plaintext
 //! store never with one (there is no silent conversion either way); a wrong master key is
 //! refused before any file is created or written; a new encrypted store gets its keyring
@@ -22,7 +26,8 @@ use testudo_storage::{KvError, LocalKv, LocalKvOptions};
 
 use crate::backend::{DATA_FILE, RedbBackend};
 use crate::encrypted::{
-    EncryptedFile, IntegrityFailure, OpenFailure, PreambleStatus, read_preamble,
+    EncryptedFile, EncryptedHandle, IntegrityFailure, KeySet, OpenFailure, PreambleStatus,
+    read_preamble,
 };
 use crate::error::kv_error;
 use crate::keys::{DataKey, KeyError, Keyring, MasterKey};
@@ -102,7 +107,7 @@ pub fn open_store(
             });
         }
         (StoreKind::Empty | StoreKind::Encrypted, Some(master)) => {
-            open_encrypted_backend(dir, master)?
+            open_encrypted_backend(dir, master, None)?.0
         }
     };
     Ok(LocalKv::open(backend, options)?)
@@ -152,18 +157,86 @@ pub(crate) fn encrypted_key_id(data_path: &Path) -> Result<u32, StoreError> {
     }
 }
 
-fn open_encrypted_backend(dir: &Path, master: &MasterKey) -> Result<RedbBackend, StoreError> {
+/// The environment variable that sets the fraction of the time an online rotation's pass
+/// may work (default 0.25; 1 runs it flat out).
+pub const ROTATION_DUTY_ENV: &str = "TESTUDO_ROTATION_DUTY";
+
+/// The keys of an online rotation in progress: the old key and the new one, with their ids.
+pub(crate) struct RotationKeys {
+    pub(crate) from: (u32, DataKey),
+    pub(crate) to: (u32, DataKey),
+}
+
+/// The keys of the rotation `keyring` records, if any; `key_id` is the one the data file's
+/// preamble names, which must be one of them.
+pub(crate) fn rotation_keys(
+    keyring: &Keyring,
+    key_id: u32,
+    master: &MasterKey,
+) -> Result<Option<RotationKeys>, StoreError> {
+    let Some((from, to)) = keyring.rotation() else {
+        return Ok(None);
+    };
+    if key_id != from && key_id != to {
+        return Err(StoreError::Inconsistent(format!(
+            "the keyring records a data-key rotation from key {from} to key {to}, but the              data file names key {key_id}"
+        )));
+    }
+    Ok(Some(RotationKeys {
+        from: (from, keyring.unwrap(from, master)?),
+        to: (to, keyring.unwrap(to, master)?),
+    }))
+}
+
+/// Opens the encrypted store of `dir` and starts its maintenance thread, whose rotation pass
+/// works `duty` of the time (default: [`ROTATION_DUTY_ENV`], else 0.25).
+pub(crate) fn open_encrypted_backend(
+    dir: &Path,
+    master: &MasterKey,
+    duty: Option<f64>,
+) -> Result<(RedbBackend, EncryptedHandle), StoreError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| KvError::Io(format!("cannot create {}: {e}", dir.display())))?;
-    let (key, key_id, _) = data_key(dir, master)?;
+    let (key, key_id, keyring) = data_key(dir, master)?;
     let path = dir.join(ENCRYPTED_DATA_FILE);
     if !exists(&path)? {
         crate::encrypted::create_file(&path, &key, key_id)
             .map_err(|e| KvError::Io(format!("cannot create {}: {e}", path.display())))?;
     }
-    let (db, _) = crate::encrypted::open_database(&path, &key, &redb::Database::builder())
+    let rotation = rotation_keys(&keyring, key_id, master)?;
+    let keys = match &rotation {
+        Some(r) => KeySet {
+            current: (r.to.0, &r.to.1),
+            previous: Some((r.from.0, &r.from.1)),
+        },
+        None => KeySet {
+            current: (key_id, &key),
+            previous: None,
+        },
+    };
+    let (db, handle) = crate::encrypted::open_database(&path, &keys, &redb::Database::builder())
         .map_err(|failure| open_failure(dir, failure))?;
-    Ok(RedbBackend::from_database(db, path)?)
+    if let Some((from, to)) = keyring.rotation() {
+        tracing::info!(
+            from,
+            to,
+            "resuming the data-key rotation that was in progress"
+        );
+    }
+    let duty = duty.or_else(|| {
+        std::env::var(ROTATION_DUTY_ENV)
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|d| d.is_finite() && *d > 0.0)
+    });
+    if let Some(duty) = duty {
+        handle.set_rotation_duty(duty);
+    }
+    let watch = crate::rotate::StoreWatch::new(dir, master.duplicate());
+    handle
+        .start_maintenance(Box::new(watch))
+        .map_err(|e| KvError::Io(format!("cannot start the key maintenance thread: {e}")))?;
+    Ok((RedbBackend::from_database(db, path)?, handle))
 }
 
 /// Maps a failed encrypted open to the store's error.
@@ -255,8 +328,17 @@ pub fn open_encrypted_file(dir: &Path, master: &MasterKey) -> Result<EncryptedFi
     let keyring = Keyring::load(dir)?.ok_or_else(|| StoreError::NeedsKey {
         dir: dir.display().to_string(),
     })?;
-    let key = keyring.unwrap(encrypted_key_id(&path)?, master)?;
-    EncryptedFile::open(&path, &key)
+    let key_id = encrypted_key_id(&path)?;
+    let key = keyring.unwrap(key_id, master)?;
+    // During an online rotation blocks are under either key.
+    let other = match keyring.rotation() {
+        Some((from, to)) if key_id == from || key_id == to => {
+            let id = if key_id == from { to } else { from };
+            Some((id, keyring.unwrap(id, master)?))
+        }
+        _ => None,
+    };
+    EncryptedFile::open_during_rotation(&path, &key, other.as_ref().map(|(id, k)| (*id, k)))
         .map_err(|e| KvError::Io(format!("cannot read {}: {e}", path.display())))?
         .ok_or_else(|| open_failure(dir, OpenFailure::WrongKey))
 }

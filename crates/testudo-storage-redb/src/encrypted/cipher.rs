@@ -59,6 +59,19 @@ impl BlockCipher {
         }
     }
 
+    /// The same key for the same file under another key id.
+    #[cfg(test)]
+    pub(crate) fn new_for_tests(other: &BlockCipher, key_id: u32) -> BlockCipher {
+        BlockCipher {
+            key: other.key.clone(),
+            preamble: Preamble {
+                key_id,
+                file_id: other.preamble.file_id,
+            },
+            rng: SystemRandom::new(),
+        }
+    }
+
     pub(crate) fn preamble(&self) -> Preamble {
         self.preamble
     }

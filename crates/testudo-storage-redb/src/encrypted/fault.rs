@@ -7,6 +7,10 @@
 //! torn last write (a process crash during the write, or a disk that writes sequentially),
 //! or an arbitrary subset (power loss with writes reordered by the page cache).
 //!
+//! Several files can also record onto one [`Tape`] (each op tagged with its file), so that a
+//! crash image of a data file and its journal can be cut at any point of their common order
+//! ([`crash_pair`]).
+//!
 //! **Invariants:** this file exists only under `cfg(test)`; it never touches the real disk.
 
 use std::fmt;
@@ -23,10 +27,14 @@ pub(crate) enum Op {
     Sync,
 }
 
+/// Operations of several files in their common order, each tagged with its file.
+pub(crate) type Tape = Arc<Mutex<Vec<(u8, Op)>>>;
+
 #[derive(Default)]
 struct State {
     bytes: Vec<u8>,
     log: Option<Vec<Op>>,
+    tape: Option<(Tape, u8)>,
 }
 
 /// A shared, growable byte vector behind redb's storage interface.
@@ -48,7 +56,11 @@ fn to_usize(n: u64) -> io::Result<usize> {
 impl MemFile {
     pub(crate) fn with_bytes(bytes: Vec<u8>) -> MemFile {
         MemFile {
-            state: Arc::new(Mutex::new(State { bytes, log: None })),
+            state: Arc::new(Mutex::new(State {
+                bytes,
+                log: None,
+                tape: None,
+            })),
         }
     }
 
@@ -64,6 +76,13 @@ impl MemFile {
     pub(crate) fn record(&self) -> Vec<u8> {
         let mut state = self.state();
         state.log = Some(Vec::new());
+        state.bytes.clone()
+    }
+
+    /// Starts recording onto `tape` as file `tag`; returns the base image.
+    pub(crate) fn record_onto(&self, tape: &Tape, tag: u8) -> Vec<u8> {
+        let mut state = self.state();
+        state.tape = Some((Arc::clone(tape), tag));
         state.bytes.clone()
     }
 
@@ -127,6 +146,52 @@ pub(crate) fn crash_image(
     image
 }
 
+fn push(state: &mut State, op: &Op) {
+    if let Some(log) = &mut state.log {
+        log.push(op.clone());
+    }
+    if let Some((tape, tag)) = &state.tape {
+        tape.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((*tag, op.clone()));
+    }
+}
+
+/// The images of files `0` and `1` a crash leaves when it happens after the first `upto`
+/// operations of `tape`: the last one torn after `torn` bytes if given; with `lose_unsynced`,
+/// every write of a file since its last sync is lost (power loss before the page cache
+/// reached the disk).
+pub(crate) fn crash_pair(
+    bases: [&[u8]; 2],
+    tape: &[(u8, Op)],
+    upto: usize,
+    torn: Option<usize>,
+    lose_unsynced: bool,
+) -> [Vec<u8>; 2] {
+    let ops = &tape[..upto.min(tape.len())];
+    let last_sync = |file: u8| {
+        ops.iter()
+            .rposition(|(tag, op)| *tag == file && matches!(op, Op::Sync))
+            .map_or(0, |i| i + 1)
+    };
+    let mut images = [bases[0].to_vec(), bases[1].to_vec()];
+    for file in 0..2u8 {
+        let keep_until = if lose_unsynced {
+            last_sync(file)
+        } else {
+            ops.len()
+        };
+        for (i, (tag, op)) in ops.iter().enumerate().take(keep_until) {
+            if *tag != file {
+                continue;
+            }
+            let limit = torn.filter(|_| i + 1 == ops.len());
+            apply(&mut images[usize::from(file)], op, limit);
+        }
+    }
+    images
+}
+
 impl StorageBackend for MemFile {
     fn len(&self) -> io::Result<u64> {
         Ok(self.state().bytes.len() as u64)
@@ -147,16 +212,12 @@ impl StorageBackend for MemFile {
         let mut state = self.state();
         let op = Op::SetLen(len);
         apply(&mut state.bytes, &op, None);
-        if let Some(log) = &mut state.log {
-            log.push(op);
-        }
+        push(&mut state, &op);
         Ok(())
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        if let Some(log) = &mut self.state().log {
-            log.push(Op::Sync);
-        }
+        push(&mut self.state(), &Op::Sync);
         Ok(())
     }
 
@@ -167,9 +228,7 @@ impl StorageBackend for MemFile {
             data: data.to_vec(),
         };
         apply(&mut state.bytes, &op, None);
-        if let Some(log) = &mut state.log {
-            log.push(op);
-        }
+        push(&mut state, &op);
         Ok(())
     }
 }

@@ -4,14 +4,17 @@
 //!
 //! **Invariants:** a new file appears whole or not at all (written beside, fsynced, renamed);
 //! a file whose preamble the data key does not authenticate is refused before redb sees it; a
-//! failed open leaves the file byte for byte as it was; the retry from the previous header
-//! copy happens only after an integrity failure, once, and is logged.
+//! failed open leaves the file byte for byte as it was, except that a rotation journal is
+//! replayed first (it only restores blocks that fail authentication under every key, see
+//! `rotation.rs`); the retry from the previous header copy happens only after an integrity
+//! failure, once, and is logged.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use redb::backends::FileBackend;
 use redb::{Database, StorageBackend};
@@ -23,7 +26,10 @@ use super::layout::{
     BLOCK, HEADER_SLOT, PREAMBLE, PREAMBLE_U64, Preamble, PreambleError, SEALED, block_offset,
     header_slot_offset, logical_len,
 };
-use super::{EncryptedBackend, EncryptedHandle, HeaderChoice, IntegrityError, IntegrityFailure};
+use super::rotation::{JOURNAL_SUFFIX, recover};
+use super::{
+    Ciphers, EncryptedBackend, EncryptedHandle, HeaderChoice, IntegrityError, IntegrityFailure,
+};
 use crate::keys::DataKey;
 use crate::keys::keyring::sync_dir;
 
@@ -91,19 +97,64 @@ pub(crate) fn private_file(path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
-/// Opens the encrypted file at `path` as a redb database.
+/// The data keys an open may need, each with its keyring id.
+#[derive(Clone, Copy)]
+pub(crate) struct KeySet<'a> {
+    /// The key new writes are sealed under (during a rotation, the new key).
+    pub(crate) current: (u32, &'a DataKey),
+    /// During an online rotation: the key rotated away from.
+    pub(crate) previous: Option<(u32, &'a DataKey)>,
+}
+
+impl<'a> KeySet<'a> {
+    fn all(&self) -> Vec<(u32, &'a DataKey)> {
+        std::iter::once(self.current).chain(self.previous).collect()
+    }
+
+    fn ciphers(&self, file_id: [u8; 16], cursor: u64) -> Ciphers {
+        let cipher = |(key_id, key): (u32, &DataKey)| {
+            Arc::new(BlockCipher::new(key, Preamble { key_id, file_id }))
+        };
+        Ciphers {
+            seal: cipher(self.current),
+            old: self.previous.map(cipher),
+            cursor,
+        }
+    }
+}
+
+/// The rotation journal beside the data file at `path`.
+pub(crate) fn journal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(JOURNAL_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// Opens the encrypted file at `path` as a redb database, with its rotation journal.
 pub(crate) fn open_database(
     path: &Path,
-    key: &DataKey,
+    keys: &KeySet<'_>,
     builder: &redb::Builder,
 ) -> Result<(Database, EncryptedHandle), OpenFailure> {
-    open_database_on(
+    let journal = journal_path(path);
+    open_database_with(
         &|| {
             let file = OpenOptions::new().read(true).write(true).open(path)?;
             let backend = FileBackend::new(file).map_err(io::Error::other)?;
             Ok(Box::new(backend) as Box<dyn StorageBackend>)
         },
-        key,
+        Some(&|| {
+            let mut options = OpenOptions::new();
+            options.read(true).write(true).create(true).truncate(false);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let backend = FileBackend::new(options.open(&journal)?).map_err(io::Error::other)?;
+            Ok(Box::new(backend) as Box<dyn StorageBackend>)
+        }),
+        keys,
         builder,
     )
 }
@@ -127,18 +178,63 @@ impl From<io::Error> for OpenFailure {
     }
 }
 
-/// Opens redb over the encrypted storage `make_physical` returns (called once per attempt:
-/// redb closes the storage of a failed attempt).
+/// Opens redb over the encrypted storage `make_physical` returns, with one key and no
+/// journal (no online rotation).
+#[cfg(test)]
 pub(crate) fn open_database_on(
     make_physical: &dyn Fn() -> io::Result<Box<dyn StorageBackend>>,
     key: &DataKey,
     builder: &redb::Builder,
 ) -> Result<(Database, EncryptedHandle), OpenFailure> {
+    let physical = make_physical()?;
+    let mut bytes = vec![0u8; PREAMBLE];
+    if physical.len()? < PREAMBLE_U64 {
+        return Err(OpenFailure::WrongKey);
+    }
+    physical.read(0, &mut bytes)?;
+    let key_id = Preamble::parse(&bytes)
+        .map_err(|_| OpenFailure::WrongKey)?
+        .key_id;
+    let keys = KeySet {
+        current: (key_id, key),
+        previous: None,
+    };
+    open_database_with(make_physical, None, &keys, builder)
+}
+
+/// A constructor of one storage (called once per attempt: redb closes the storage of a
+/// failed attempt).
+pub(crate) type MakeStorage<'a> = &'a dyn Fn() -> io::Result<Box<dyn StorageBackend>>;
+
+/// Opens redb over the encrypted storage `make_physical` returns, with `keys`; the journal
+/// `make_journal` returns (if any) is replayed first and kept for online rotation.
+pub(crate) fn open_database_with(
+    make_physical: MakeStorage<'_>,
+    make_journal: Option<MakeStorage<'_>>,
+    keys: &KeySet<'_>,
+    builder: &redb::Builder,
+) -> Result<(Database, EncryptedHandle), OpenFailure> {
+    let mut cursor = 0;
+    if let Some(make_journal) = make_journal {
+        let physical = make_physical()?;
+        let journal = make_journal()?;
+        let recorded = recover(physical.as_ref(), journal.as_ref(), &keys.all())?;
+        if let (Some((from, to, at)), Some((previous, _))) = (recorded, keys.previous)
+            && from == previous
+            && to == keys.current.0
+        {
+            cursor = at;
+        }
+        physical.close()?;
+        journal.close()?;
+    }
     let mut first_failure = None;
     for choice in [HeaderChoice::Newest, HeaderChoice::Previous] {
         let physical = make_physical()?;
-        let preamble = verified_preamble(physical.as_ref(), key)?;
-        let Some((backend, handle)) = EncryptedBackend::open(physical, key, preamble, choice)?
+        let preamble = verified_preamble(physical.as_ref(), keys)?;
+        let journal = make_journal.map(|make| make()).transpose()?;
+        let ciphers = keys.ciphers(preamble.file_id, cursor);
+        let Some((backend, handle)) = EncryptedBackend::open(physical, journal, ciphers, choice)?
         else {
             break;
         };
@@ -184,10 +280,10 @@ fn first_failure_block(failure: &Option<(redb::DatabaseError, Option<u64>)>) -> 
     failure.as_ref().and_then(|(_, block)| *block)
 }
 
-/// The preamble of `physical`, checked against `key`.
+/// The preamble of `physical`, checked against the key of `keys` it names.
 fn verified_preamble(
     physical: &dyn StorageBackend,
-    key: &DataKey,
+    keys: &KeySet<'_>,
 ) -> Result<Preamble, OpenFailure> {
     let mut bytes = vec![0u8; PREAMBLE];
     if physical.len()? < PREAMBLE_U64 {
@@ -195,6 +291,12 @@ fn verified_preamble(
     }
     physical.read(0, &mut bytes)?;
     let preamble = Preamble::parse(&bytes).map_err(|_| OpenFailure::WrongKey)?;
+    let key = keys
+        .all()
+        .into_iter()
+        .find(|(id, _)| *id == preamble.key_id)
+        .map(|(_, key)| key)
+        .ok_or(OpenFailure::WrongKey)?;
     if !BlockCipher::new(key, preamble).verify_preamble(&bytes) {
         return Err(OpenFailure::WrongKey);
     }
@@ -206,6 +308,8 @@ fn verified_preamble(
 pub struct EncryptedFile {
     file: File,
     cipher: BlockCipher,
+    /// During an online rotation: the other key (blocks may be under either).
+    other: Option<BlockCipher>,
     blocks: u64,
 }
 
@@ -221,6 +325,16 @@ impl EncryptedFile {
     /// Opens `path` read-only with its data key; `None` if the key does not authenticate the
     /// file's preamble.
     pub(crate) fn open(path: &Path, key: &DataKey) -> io::Result<Option<EncryptedFile>> {
+        EncryptedFile::open_during_rotation(path, key, None)
+    }
+
+    /// Like [`EncryptedFile::open`]; `other` is the second key of an online rotation in
+    /// progress (with its keyring id), under which blocks may be sealed too.
+    pub(crate) fn open_during_rotation(
+        path: &Path,
+        key: &DataKey,
+        other: Option<(u32, &DataKey)>,
+    ) -> io::Result<Option<EncryptedFile>> {
         let file = File::open(path)?;
         let mut bytes = vec![0u8; PREAMBLE];
         std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, 0)?;
@@ -231,10 +345,20 @@ impl EncryptedFile {
         if !cipher.verify_preamble(&bytes) {
             return Ok(None);
         }
+        let other = other.map(|(key_id, key)| {
+            BlockCipher::new(
+                key,
+                Preamble {
+                    key_id,
+                    file_id: preamble.file_id,
+                },
+            )
+        });
         let blocks = logical_len(file.metadata()?.len()) / BLOCK as u64;
         Ok(Some(EncryptedFile {
             file,
             cipher,
+            other,
             blocks,
         }))
     }
@@ -269,10 +393,20 @@ impl EncryptedFile {
         }
         let mut sealed = Zeroizing::new(vec![0u8; SEALED]);
         std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut sealed, block_offset(index)?)?;
-        Ok(self
+        let copy = Zeroizing::new(sealed.to_vec());
+        let first = self
             .cipher
             .open_block(index, &mut sealed)
-            .map(|plain| Zeroizing::new(plain.to_vec())))
+            .map(|plain| Zeroizing::new(plain.to_vec()));
+        match (&first, &self.other) {
+            (Err(e), Some(other)) if e.failure == IntegrityFailure::Tampered => {
+                sealed.copy_from_slice(&copy);
+                Ok(other
+                    .open_block(index, &mut sealed)
+                    .map(|plain| Zeroizing::new(plain.to_vec())))
+            }
+            _ => Ok(first),
+        }
     }
 
     /// Both header copies as they are on disk.
@@ -288,7 +422,11 @@ impl EncryptedFile {
                 &mut bytes,
                 header_slot_offset(slot),
             )?;
-            copies.push((slot, self.cipher.open_header(slot, &mut bytes)));
+            let mut copy = self.cipher.open_header(slot, &mut bytes.clone());
+            if let (HeaderCopy::Invalid, Some(other)) = (&copy, &self.other) {
+                copy = other.open_header(slot, &mut bytes);
+            }
+            copies.push((slot, copy));
         }
         Ok(copies)
     }

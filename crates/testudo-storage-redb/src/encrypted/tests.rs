@@ -119,6 +119,14 @@ fn newest_header(file: &MemFile, key: &DataKey) -> Box<[u8; BLOCK]> {
         .1
 }
 
+fn single(key: &DataKey, preamble: Preamble) -> super::Ciphers {
+    super::Ciphers {
+        seal: std::sync::Arc::new(BlockCipher::new(key, preamble)),
+        old: None,
+        cursor: 0,
+    }
+}
+
 fn expected(pairs: &[(u64, &str)]) -> BTreeMap<u64, Vec<u8>> {
     pairs
         .iter()
@@ -360,10 +368,14 @@ fn partial_writes_read_back_at_any_offset() {
     let file = new_file(&key);
     let preamble = Preamble::parse(&file.bytes()[..PREAMBLE]).unwrap();
     let reopen = || {
-        let (backend, handle) =
-            EncryptedBackend::open(Box::new(file.clone()), &key, preamble, HeaderChoice::Newest)
-                .unwrap()
-                .unwrap();
+        let (backend, handle) = EncryptedBackend::open(
+            Box::new(file.clone()),
+            None,
+            single(&key, preamble),
+            HeaderChoice::Newest,
+        )
+        .unwrap()
+        .unwrap();
         handle.finish_open().unwrap();
         backend
     };
@@ -404,10 +416,14 @@ fn writes_past_the_end_and_odd_lengths_are_refused() {
     let key = DataKey::generate().unwrap();
     let file = new_file(&key);
     let preamble = Preamble::parse(&file.bytes()[..PREAMBLE]).unwrap();
-    let (backend, handle) =
-        EncryptedBackend::open(Box::new(file), &key, preamble, HeaderChoice::Newest)
-            .unwrap()
-            .unwrap();
+    let (backend, handle) = EncryptedBackend::open(
+        Box::new(file),
+        None,
+        single(&key, preamble),
+        HeaderChoice::Newest,
+    )
+    .unwrap()
+    .unwrap();
     handle.finish_open().unwrap();
     backend.set_len(2 * BLOCK_U64).unwrap();
     assert!(backend.write(2 * BLOCK_U64 - 1, &[1, 2]).is_err());
@@ -415,4 +431,415 @@ fn writes_past_the_end_and_odd_lengths_are_refused() {
     let mut out = [0u8; 2];
     assert!(backend.read(2 * BLOCK_U64 - 1, &mut out).is_err());
     assert_eq!(SEALED_U64, 4124);
+}
+
+// ---- Online rotation of the data key (`rotation.rs`) ----
+
+use std::sync::{Arc, Mutex};
+
+use super::EncryptedHandle;
+use super::fault::{Tape, crash_pair};
+use super::open::{KeySet, open_database_with};
+use super::rotation::{KeyWatch, Step};
+
+/// Key ids in these tests: the old key is 1 (as `new_file` names it), the new one 2.
+const OLD: u32 = 1;
+const NEW: u32 = 2;
+/// Blocks per batch in these tests: small, so that a rotation has many batches.
+const TEST_BATCH: u64 = 4;
+
+fn open_pair(
+    data: &MemFile,
+    journal: &MemFile,
+    keys: &KeySet<'_>,
+) -> Result<(Database, EncryptedHandle), OpenFailure> {
+    let (data, journal) = (data.clone(), journal.clone());
+    open_database_with(
+        &move || Ok(Box::new(data.clone()) as Box<dyn StorageBackend>),
+        Some(&move || Ok(Box::new(journal.clone()) as Box<dyn StorageBackend>)),
+        keys,
+        &Database::builder(),
+    )
+}
+
+fn rotating<'a>(old: &'a DataKey, new: &'a DataKey) -> KeySet<'a> {
+    KeySet {
+        current: (NEW, new),
+        previous: Some((OLD, old)),
+    }
+}
+
+fn only(id: u32, key: &DataKey) -> KeySet<'_> {
+    KeySet {
+        current: (id, key),
+        previous: None,
+    }
+}
+
+/// Runs the pass to its end (bounded: a pass that never ends fails the test).
+fn run_pass(handle: &EncryptedHandle) {
+    for _ in 0..100_000 {
+        match handle.rotation_step().unwrap() {
+            Step::Finished { from, to } => {
+                assert_eq!((from, to), (OLD, NEW));
+                handle.end_rotation();
+                return;
+            }
+            Step::Working => {}
+            Step::Idle => panic!("no rotation is running"),
+        }
+    }
+    panic!("the pass did not end");
+}
+
+/// A store with `n` committed values (some large, so the file has many blocks).
+fn filled_store(key: &DataKey, n: u64) -> (MemFile, MemFile, BTreeMap<u64, Vec<u8>>) {
+    let data = new_file(key);
+    let journal = MemFile::default();
+    let mut values = BTreeMap::new();
+    let (db, _) = open_pair(&data, &journal, &only(OLD, key)).unwrap();
+    for i in 0..n {
+        let value = format!("value {i} ").repeat(if i % 10 == 0 { 400 } else { 3 });
+        put(&db, i, value.as_bytes());
+        values.insert(i, value.into_bytes());
+    }
+    drop(db);
+    (data, journal, values)
+}
+
+/// Every data block of `data` is sealed under `key` (whose id the preamble must name), and
+/// so are both header copies; the other blocks were never written, or (with `old`: after a
+/// crash, a page torn while redb wrote it) at least are not under the old key.
+fn assert_all_under(data: &MemFile, key: &DataKey, id: u32, old: Option<&DataKey>) {
+    let cipher = cipher_of(data, key);
+    assert_eq!(cipher.preamble().key_id, id);
+    let bytes = data.bytes();
+    assert!(cipher.verify_preamble(&bytes[..PREAMBLE]));
+    for slot in 0..2u8 {
+        let start = usize::try_from(header_slot_offset(slot)).unwrap();
+        let mut copy = bytes[start..start + HEADER_SLOT].to_vec();
+        assert!(
+            matches!(
+                cipher.open_header(slot, &mut copy),
+                HeaderCopy::Valid { .. }
+            ),
+            "header copy {slot}"
+        );
+    }
+    for i in 1..logical_len(bytes.len() as u64) / BLOCK_U64 {
+        let start = usize::try_from(block_offset(i).unwrap()).unwrap();
+        let mut sealed = bytes[start..start + SEALED].to_vec();
+        let copy = sealed.clone();
+        match (cipher.open_block(i, &mut sealed), old) {
+            (Ok(_), _) => {}
+            (Err(e), None) => {
+                assert_eq!(e.failure, super::IntegrityFailure::Unwritten, "block {i}");
+            }
+            (Err(_), Some(old)) => {
+                let old = cipher_of(data, old);
+                let old = BlockCipher::new_for_tests(&old, OLD);
+                assert!(old.open_block(i, &mut copy.clone()).is_err(), "block {i}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_rotation_reseals_everything_and_the_old_key_is_not_needed_afterwards() {
+    let (old, new) = (DataKey::generate().unwrap(), DataKey::generate().unwrap());
+    let (data, journal, mut values) = filled_store(&old, 200);
+    {
+        let (db, handle) = open_pair(&data, &journal, &only(OLD, &old)).unwrap();
+        handle.set_rotation_batch(TEST_BATCH);
+        handle.begin_rotation(&new, NEW).unwrap();
+        // Writes and reads in between batches see one consistent store.
+        for round in 0..3u64 {
+            assert_eq!(handle.rotation_step().unwrap(), Step::Working);
+            let k = 1000 + round;
+            put(&db, k, format!("during {round}").as_bytes());
+            values.insert(k, format!("during {round}").into_bytes());
+            assert_eq!(contents(&db).unwrap(), values);
+        }
+        run_pass(&handle);
+        put(&db, 2000, b"after");
+        values.insert(2000, b"after".to_vec());
+        assert_eq!(contents(&db).unwrap(), values);
+    }
+    assert_all_under(&data, &new, NEW, None);
+    let (db, _) = open_pair(&data, &journal, &only(NEW, &new)).unwrap();
+    assert_eq!(contents(&db).unwrap(), values);
+    drop(db);
+    assert!(matches!(
+        open_pair(&data, &journal, &only(OLD, &old)),
+        Err(OpenFailure::WrongKey)
+    ));
+}
+
+#[test]
+fn reads_and_writes_concurrent_with_the_pass_return_what_was_written() {
+    let (old, new) = (DataKey::generate().unwrap(), DataKey::generate().unwrap());
+    let (data, journal, mut values) = filled_store(&old, 200);
+    {
+        let (db, handle) = open_pair(&data, &journal, &only(OLD, &old)).unwrap();
+        handle.set_rotation_batch(4);
+        handle.begin_rotation(&new, NEW).unwrap();
+        let pass = {
+            let handle = handle.clone();
+            std::thread::spawn(move || run_pass(&handle))
+        };
+        let mut round = 0u64;
+        while !pass.is_finished() || round < 20 {
+            let k = 5000 + round;
+            let value = format!("concurrent {round} ").repeat(1 + (round % 7) as usize * 50);
+            put(&db, k, value.as_bytes());
+            values.insert(k, value.into_bytes());
+            assert_eq!(contents(&db).unwrap(), values, "round {round}");
+            round += 1;
+            assert!(round < 100_000, "the pass did not end");
+        }
+        pass.join().unwrap();
+        assert_eq!(contents(&db).unwrap(), values);
+    }
+    assert_all_under(&data, &new, NEW, None);
+    let (db, _) = open_pair(&data, &journal, &only(NEW, &new)).unwrap();
+    assert_eq!(contents(&db).unwrap(), values);
+}
+
+/// What a recorded rotation looks like: the store before, the tape, and when the write
+/// made during the rotation was acknowledged and the old key dropped.
+struct RecordedRotation {
+    old_key: DataKey,
+    new_key: DataKey,
+    bases: [Vec<u8>; 2],
+    tape: Vec<(u8, Op)>,
+    before: BTreeMap<u64, Vec<u8>>,
+    after: BTreeMap<u64, Vec<u8>>,
+    /// Tape positions: the concurrent commit started, and was acknowledged.
+    put: (usize, usize),
+    /// Tape position from which the keyring no longer holds the old key.
+    dropped: usize,
+}
+
+/// File tag 2 on the tape: the keyring lost the old key.
+const KEYRING: u8 = 2;
+
+fn recorded_rotation() -> RecordedRotation {
+    let (old_key, new_key) = (DataKey::generate().unwrap(), DataKey::generate().unwrap());
+    let (old, new) = (&old_key, &new_key);
+    let (data, journal, before) = filled_store(old, 120);
+    let (db, handle) = open_pair(&data, &journal, &only(OLD, old)).unwrap();
+    handle.set_rotation_batch(TEST_BATCH);
+    let tape: Tape = Arc::default();
+    let bases = [data.record_onto(&tape, 0), journal.record_onto(&tape, 1)];
+    handle.begin_rotation(new, NEW).unwrap();
+    for _ in 0..3 {
+        assert_eq!(handle.rotation_step().unwrap(), Step::Working);
+    }
+    let start = tape.lock().unwrap().len();
+    put(&db, 777, b"written during the rotation");
+    let acked = tape.lock().unwrap().len();
+    let mut after = before.clone();
+    after.insert(777, b"written during the rotation".to_vec());
+    loop {
+        match handle.rotation_step().unwrap() {
+            Step::Working => {}
+            Step::Finished { .. } => break,
+            Step::Idle => panic!("no rotation"),
+        }
+    }
+    let dropped = {
+        let mut tape = tape.lock().unwrap();
+        tape.push((KEYRING, Op::Sync));
+        tape.len()
+    };
+    handle.end_rotation();
+    drop(db);
+    let tape = tape.lock().unwrap().clone();
+    RecordedRotation {
+        old_key,
+        new_key,
+        bases,
+        tape,
+        before,
+        after,
+        put: (start, acked),
+        dropped,
+    }
+}
+
+/// Opens a crash image, checks that it holds exactly the acknowledged writes, finishes the
+/// rotation, and checks that the new key alone opens it with the same contents.
+fn check_crash_image(rec: &RecordedRotation, upto: usize, images: [Vec<u8>; 2], what: &str) {
+    let (old, new) = (&rec.old_key, &rec.new_key);
+    let [data, journal] = images.map(MemFile::with_bytes);
+    let keys = if upto >= rec.dropped {
+        only(NEW, new)
+    } else {
+        rotating(old, new)
+    };
+    let (db, handle) = open_pair(&data, &journal, &keys)
+        .unwrap_or_else(|e| panic!("{what}: the crash image does not open: {e:?}"));
+    let found = contents(&db).unwrap_or_else(|e| panic!("{what}: {e}"));
+    if upto >= rec.put.1 {
+        assert_eq!(found, rec.after, "{what}: an acknowledged write is missing");
+    } else if upto <= rec.put.0 {
+        assert_eq!(found, rec.before, "{what}");
+    } else {
+        assert!(found == rec.before || found == rec.after, "{what}");
+    }
+    if upto < rec.dropped {
+        handle.set_rotation_batch(64);
+        run_pass(&handle);
+    }
+    drop(db);
+    assert_all_under(&data, new, NEW, Some(old));
+    let (db, _) = open_pair(&data, &journal, &only(NEW, new))
+        .unwrap_or_else(|e| panic!("{what}: the new key alone does not open it: {e:?}"));
+    assert_eq!(
+        contents(&db).unwrap(),
+        found,
+        "{what}: the resumed rotation changed data"
+    );
+}
+
+#[test]
+fn a_crash_at_any_point_of_a_rotation_loses_no_acknowledged_write_and_the_rotation_resumes() {
+    let rec = recorded_rotation();
+    assert!(rec.tape.len() > 50 && rec.put.0 > 0 && rec.dropped > rec.put.1);
+    let bases = [&rec.bases[0][..], &rec.bases[1][..]];
+    // The pass's batches, the journal, the header copies, the preamble and the keyring all
+    // happen in this recording.
+    assert!(
+        rec.tape
+            .iter()
+            .any(|(tag, op)| *tag == 1 && matches!(op, Op::Sync))
+    );
+    assert!(
+        rec.tape
+            .iter()
+            .any(|(tag, op)| *tag == 0 && matches!(op, Op::Write { offset: 0, .. }))
+    );
+    for upto in 0..=rec.tape.len() {
+        let images = crash_pair(bases, &rec.tape, upto, None, false);
+        check_crash_image(&rec, upto, images, &format!("crash after op {upto}"));
+        let images = crash_pair(bases, &rec.tape, upto, None, true);
+        check_crash_image(&rec, upto, images, &format!("power loss after op {upto}"));
+        if let Some((_, Op::Write { data, .. })) = upto.checked_sub(1).map(|i| &rec.tape[i]) {
+            for cut in [1, data.len() / 2, data.len() - 1] {
+                let images = crash_pair(bases, &rec.tape, upto, Some(cut), false);
+                check_crash_image(&rec, upto, images, &format!("op {upto} torn at {cut}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_torn_journal_is_ignored_and_a_block_that_authenticates_is_never_overwritten() {
+    let (old, new) = (DataKey::generate().unwrap(), DataKey::generate().unwrap());
+    let (data, journal, values) = filled_store(&old, 60);
+    {
+        let (_db, handle) = open_pair(&data, &journal, &only(OLD, &old)).unwrap();
+        handle.set_rotation_batch(TEST_BATCH);
+        handle.begin_rotation(&new, NEW).unwrap();
+        assert_eq!(handle.rotation_step().unwrap(), Step::Working);
+    }
+    let keys = [(OLD, &old), (NEW, &new)];
+    let before = data.bytes();
+    let file_id = cipher_of(&data, &old).preamble().file_id;
+    let under_new = BlockCipher::new(
+        &new,
+        Preamble {
+            key_id: NEW,
+            file_id,
+        },
+    );
+    let span = |i: u64| {
+        let start = usize::try_from(block_offset(i).unwrap()).unwrap();
+        start..start + SEALED
+    };
+    let block = (1..=TEST_BATCH)
+        .find(|&i| {
+            under_new
+                .open_block(i, &mut before[span(i)].to_vec())
+                .is_ok()
+        })
+        .unwrap();
+    let write_journal = |bytes: &[u8]| {
+        journal.set_len(0).unwrap();
+        journal.write(0, bytes).unwrap();
+    };
+    // A journal naming a block that authenticates: nothing is replayed.
+    let mut record = super::rotation::Record {
+        from: OLD,
+        to: NEW,
+        cursor: TEST_BATCH + 1,
+        preamble: None,
+        blocks: vec![(block, vec![0x5A; SEALED])],
+    };
+    write_journal(&record.encode_for_tests());
+    super::rotation::recover(&data, &journal, &keys).unwrap();
+    assert!(
+        data.bytes() == before,
+        "an authenticating block was overwritten"
+    );
+    // A torn block and a torn journal: the journal is not trusted.
+    data.flip(block_offset(block).unwrap() + 100, 0xFF);
+    let damaged = data.bytes();
+    record.blocks = vec![(block, before[span(block)].to_vec())];
+    let bytes = record.encode_for_tests();
+    write_journal(&bytes[..bytes.len() - 1]);
+    assert_eq!(
+        super::rotation::recover(&data, &journal, &keys).unwrap(),
+        None
+    );
+    assert!(data.bytes() == damaged, "a torn journal was replayed");
+    // The same journal whole: the torn block is restored from it.
+    write_journal(&bytes);
+    let recorded = super::rotation::recover(&data, &journal, &keys).unwrap();
+    assert_eq!(recorded, Some((OLD, NEW, TEST_BATCH + 1)));
+    assert!(data.bytes() == before, "the torn block was not restored");
+    let (db, _) = open_pair(&data, &journal, &rotating(&old, &new)).unwrap();
+    assert_eq!(contents(&db).unwrap(), values);
+}
+
+struct TestWatch {
+    request: Option<(DataKey, u32)>,
+    finished: Arc<Mutex<Option<(u32, u32)>>>,
+}
+
+impl KeyWatch for TestWatch {
+    fn requested(&mut self, current: u32) -> Option<(DataKey, u32)> {
+        assert_eq!(current, OLD);
+        self.request.take()
+    }
+
+    fn finished(&mut self, from: u32, to: u32) -> Result<(), String> {
+        *self.finished.lock().unwrap() = Some((from, to));
+        Ok(())
+    }
+}
+
+#[test]
+fn the_maintenance_thread_runs_a_requested_rotation_and_reports_it_finished() {
+    let (old, new) = (DataKey::generate().unwrap(), DataKey::generate().unwrap());
+    let (data, journal, values) = filled_store(&old, 100);
+    let finished = Arc::new(Mutex::new(None));
+    {
+        let (db, handle) = open_pair(&data, &journal, &only(OLD, &old)).unwrap();
+        handle.set_rotation_duty(1.0);
+        handle
+            .start_maintenance(Box::new(TestWatch {
+                request: Some((new, NEW)),
+                finished: Arc::clone(&finished),
+            }))
+            .unwrap();
+        let mut waited = 0;
+        while finished.lock().unwrap().is_none() {
+            assert_eq!(contents(&db).unwrap(), values);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            waited += 1;
+            assert!(waited < 30_000, "the rotation did not finish");
+        }
+    }
+    assert_eq!(*finished.lock().unwrap(), Some((OLD, NEW)));
 }

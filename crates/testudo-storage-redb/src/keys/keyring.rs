@@ -14,7 +14,13 @@
 //! named as such, not reported as damage). Each `key` line is an id, a label (`store` for the
 //! data file's keys; other labels, e.g. per-database keys, may be added by callers) and the
 //! wrapped key; the wrapping context binds the id and the label, so an entry cannot be moved
-//! to another id or purpose. `current` is the id whose key encrypts the data file.
+//! to another id or purpose. `current` is the id whose key seals new writes to the data file.
+//!
+//! While an online data-key rotation runs (`testudo keys rotate-data` with the server up), a
+//! line `rotating A B` says that the data file is being re-sealed from key `A` to key `B`
+//! (`current` is then `B`); both keys stay until the server has finished and removes `A` and
+//! the line. Builds without online rotation refuse a keyring with that line (never half use
+//! it).
 //!
 //! **Invariants:** the file is replaced atomically (temporary file, fsync, rename, fsync of
 //! the directory), created with mode 0600; a file that does not parse is refused whole, never
@@ -47,6 +53,8 @@ pub struct Keyring {
     master: Fingerprint,
     current: u32,
     entries: BTreeMap<u32, Entry>,
+    /// An online rotation of the data file's key: from, to.
+    rotating: Option<(u32, u32)>,
 }
 
 fn context(id: u32, label: &str) -> Vec<u8> {
@@ -68,6 +76,7 @@ impl Keyring {
             master: master.fingerprint(),
             current: 0,
             entries: BTreeMap::new(),
+            rotating: None,
         };
         keyring.current = keyring.insert(STORE_LABEL, master, key)?;
         Ok(keyring)
@@ -97,6 +106,26 @@ impl Keyring {
             });
         }
         self.current = id;
+        Ok(())
+    }
+
+    /// The online rotation in progress, if any: the data file is being re-sealed from the
+    /// first key id to the second.
+    pub fn rotation(&self) -> Option<(u32, u32)> {
+        self.rotating
+    }
+
+    /// Records (or, with `None`, clears) an online rotation; both ids must exist.
+    pub fn set_rotation(&mut self, rotation: Option<(u32, u32)>) -> Result<(), KeyError> {
+        if let Some((from, to)) = rotation
+            && (from == to || !self.entries.contains_key(&from) || !self.entries.contains_key(&to))
+        {
+            return Err(KeyError::Keyring {
+                path: KEYRING_FILE.to_owned(),
+                reason: format!("cannot rotate from key {from} to key {to}"),
+            });
+        }
+        self.rotating = rotation;
         Ok(())
     }
 
@@ -144,9 +173,18 @@ impl Keyring {
         Ok(id)
     }
 
-    /// Removes entry `id` (never the current one). Once the keyring is saved, whatever that
-    /// key encrypted is unreadable.
+    /// Removes entry `id` (never the current one, nor one an online rotation uses). Once the
+    /// keyring is saved, whatever that key encrypted is unreadable.
     pub fn remove(&mut self, id: u32) -> Result<(), KeyError> {
+        if self
+            .rotating
+            .is_some_and(|(from, to)| id == from || id == to)
+        {
+            return Err(KeyError::Keyring {
+                path: KEYRING_FILE.to_owned(),
+                reason: format!("key {id} is in use by the data-key rotation in progress"),
+            });
+        }
         if id == self.current {
             return Err(KeyError::Keyring {
                 path: KEYRING_FILE.to_owned(),
@@ -190,6 +228,7 @@ impl Keyring {
             master: new.fingerprint(),
             current: self.current,
             entries,
+            rotating: self.rotating,
         })
     }
 
@@ -210,6 +249,9 @@ impl Keyring {
             "{HEADER}\nmaster {}\ncurrent {}\n",
             self.master, self.current
         );
+        if let Some((from, to)) = self.rotating {
+            out.push_str(&format!("rotating {from} {to}\n"));
+        }
         for (id, entry) in &self.entries {
             out.push_str(&format!(
                 "key {id} {} {}\n",
@@ -227,6 +269,7 @@ impl Keyring {
         }
         let mut master = None;
         let mut current = None;
+        let mut rotating = None;
         let mut entries = BTreeMap::new();
         for (n, line) in lines.enumerate() {
             let bad = || format!("line {} is not understood", n + 2);
@@ -237,6 +280,11 @@ impl Keyring {
                 }
                 ["current", id] if current.is_none() => {
                     current = Some(id.parse::<u32>().map_err(|_| bad())?);
+                }
+                ["rotating", from, to] if rotating.is_none() => {
+                    let from = from.parse::<u32>().map_err(|_| bad())?;
+                    let to = to.parse::<u32>().map_err(|_| bad())?;
+                    rotating = Some((from, to));
                 }
                 ["key", id, label, wrapped] if valid_label(label) => {
                     let id = id.parse::<u32>().map_err(|_| bad())?;
@@ -258,10 +306,23 @@ impl Keyring {
         if !entries.contains_key(&current) {
             return Err(format!("the current key {current} is not in it"));
         }
+        if let Some((from, to)) = rotating {
+            let store = |id| {
+                entries
+                    .get(&id)
+                    .is_some_and(|e: &Entry| e.label == STORE_LABEL)
+            };
+            if from == to || !store(from) || !store(to) {
+                return Err(format!(
+                    "the rotation from key {from} to key {to} names no such keys"
+                ));
+            }
+        }
         Ok(Keyring {
             master,
             current,
             entries,
+            rotating,
         })
     }
 
@@ -416,6 +477,29 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_rotation_in_progress_survives_save_load_and_rewrap_and_pins_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut keyring = Keyring::new(&master(1), &DataKey::generate().unwrap()).unwrap();
+        let to = keyring
+            .insert(STORE_LABEL, &master(1), &DataKey::generate().unwrap())
+            .unwrap();
+        keyring.set_rotation(Some((1, to))).unwrap();
+        keyring.set_current(to).unwrap();
+        assert!(keyring.remove(1).is_err());
+        keyring.save(dir.path()).unwrap();
+        let loaded = Keyring::load(dir.path()).unwrap().unwrap();
+        assert_eq!(loaded.rotation(), Some((1, to)));
+        let rewrapped = loaded.rewrap(&master(1), &master(2)).unwrap();
+        assert_eq!(rewrapped.rotation(), Some((1, to)));
+        assert!(keyring.set_rotation(Some((1, 99))).is_err());
+        let text = keyring
+            .render()
+            .replace(&format!("rotating 1 {to}"), "rotating 1 99");
+        std::fs::write(Keyring::path(dir.path()), text).unwrap();
+        assert!(Keyring::load(dir.path()).is_err());
     }
 
     #[test]

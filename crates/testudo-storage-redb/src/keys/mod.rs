@@ -160,6 +160,15 @@ impl MasterKey {
         Ok(MasterKey::from_bytes(&bytes))
     }
 
+    /// A second handle on the same key, for a server that keeps it to unwrap the data key of
+    /// an online rotation (the derived wrapping key only; the key's own bytes are not kept).
+    pub(crate) fn duplicate(&self) -> MasterKey {
+        MasterKey {
+            wrapping: self.wrapping.clone(),
+            fingerprint: self.fingerprint,
+        }
+    }
+
     /// This key's public fingerprint.
     pub fn fingerprint(&self) -> Fingerprint {
         self.fingerprint
