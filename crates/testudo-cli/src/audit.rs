@@ -356,12 +356,18 @@ pub struct ServeMonitoringArgs {
     #[arg(long, value_name = "N")]
     default_concurrent_queries: Option<u32>,
 
-    /// Hold the 429 answer to a query refused by its database's rate limits this many
-    /// milliseconds (no thread is held), so that a client flooding in a loop is slowed to
-    /// one refusal per connection per delay instead of taking CPU from other databases.
+    /// Hold the 429 answer to a query refused by its database's rate limits at least this
+    /// many milliseconds (no thread is held), so that a client flooding in a loop is slowed
+    /// to its answers' pace instead of taking CPU from other databases. At most 5 000.
     #[arg(long, default_value_t = 20, value_name = "MS",
-          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+          value_parser = clap::value_parser!(u64).range(0..=5_000))]
     rate_limit_refusal_delay_ms: u64,
+
+    /// Answer at most this many rate-limit refusals a second per database (more are held
+    /// back longer, up to 5 s), so that a flood over many connections is paced too. 0: no
+    /// pacing by rate, only --rate-limit-refusal-delay-ms.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    rate_limit_refusals_per_second: u32,
 }
 
 impl ServeMonitoringArgs {
@@ -437,6 +443,7 @@ pub struct Monitoring {
     metrics: Arc<testudo_server::Metrics>,
     slow_query: Option<Duration>,
     refusal_delay: Duration,
+    refusals_per_second: u32,
 }
 
 impl ServeMonitoringArgs {
@@ -498,6 +505,7 @@ impl ServeMonitoringArgs {
             metrics,
             slow_query: self.slow_query_ms.map(Duration::from_millis),
             refusal_delay: Duration::from_millis(self.rate_limit_refusal_delay_ms),
+            refusals_per_second: self.rate_limit_refusals_per_second,
         })
     }
 }
@@ -521,6 +529,7 @@ impl Monitoring {
         config.metrics = Arc::clone(&self.metrics);
         config.slow_query = self.slow_query;
         config.refusal_delay = self.refusal_delay;
+        config.refusals_per_second = self.refusals_per_second;
     }
 
     /// Adds the store's series to `/metrics`: commits, backend batches and their sizes

@@ -196,7 +196,7 @@ fn refusals_are_held_back_so_a_flood_in_a_loop_is_slowed_and_the_sibling_is_not(
             "--listen",
             "127.0.0.1:0",
             "--rate-limit-refusal-delay-ms",
-            "100000",
+            "6000",
         ],
         &[],
     )

@@ -39,13 +39,15 @@ pub struct ServerConfig {
     /// Queries that take at least this long are logged at `warn` with target
     /// `testudo::slow_query`. Default: none.
     pub slow_query: Option<Duration>,
-    /// How long the answer to a query refused by its database's rate limits is held back
-    /// (without holding a thread: the connection just waits). A client flooding in a closed
-    /// loop over its limit is thereby slowed to one refusal per connection per delay,
-    /// instead of taking the server's CPU from its neighbours by the speed it is refused
-    /// at. The drivers back off on 429 far longer than this anyway. Default 20 ms; zero
-    /// answers at once.
+    /// The least time the answer to a query refused by its database's rate limits is held
+    /// back (the connection waits; no thread does), so that a client flooding in a loop is
+    /// slowed to its answers' pace instead of taking the CPU its neighbours need
+    /// (`refusals.rs`). Default 20 ms; zero answers at once. At most 5 s.
     pub refusal_delay: Duration,
+    /// The most refusals a second answered for one database: more are held back further,
+    /// so a flood over many connections is paced too. Default 1 000; zero: no pacing by
+    /// rate (only `refusal_delay`).
+    pub refusals_per_second: u32,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
             metrics: Arc::new(Metrics::default()),
             slow_query: None,
             refusal_delay: Duration::from_millis(20),
+            refusals_per_second: 1000,
         }
     }
 }

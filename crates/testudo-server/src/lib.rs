@@ -13,7 +13,8 @@
 //! reading), `query_body.rs` + `template.rs` (the JSON body and the template grammar),
 //! `response.rs` (JSON writing), `error.rs` (the one mapping to HTTP statuses and codes),
 //! `observe.rs` (per-request metrics, audit record and slow-query log), `metrics.rs` (the
-//! counters and the `/metrics` listener).
+//! counters and the `/metrics` listener), `refusals.rs` (when a rate-limit refusal is
+//! answered).
 //!
 //! **Invariants:** no engine call on the reactor; no unbounded read, wait or buffer driven by
 //! a client; no secret, `Authorization` header or query argument in the logs; no response
@@ -28,6 +29,7 @@ mod inflight;
 mod metrics;
 mod observe;
 mod query_body;
+mod refusals;
 mod request;
 mod response;
 mod routes;

@@ -39,6 +39,7 @@ use tokio::sync::{Semaphore, watch};
 use crate::config::ServerConfig;
 use crate::error::ProtocolError;
 use crate::inflight::InFlight;
+use crate::refusals::RefusalPacer;
 use crate::routes;
 use crate::tls::TlsConfig;
 
@@ -54,11 +55,13 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub config: ServerConfig,
     pub inflight: InFlight,
+    pub refusals: RefusalPacer,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, config: ServerConfig) -> AppState {
         AppState {
+            refusals: RefusalPacer::new(config.refusal_delay, config.refusals_per_second),
             engine,
             config,
             inflight: InFlight::default(),

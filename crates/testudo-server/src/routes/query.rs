@@ -101,6 +101,7 @@ where
     }
     .map_err(|_| ProtocolError::unauthorized())?;
     facts.authenticated(&scope);
+    let scope_db = scope.db;
 
     let config = &state.config;
     let bytes = read_body(
@@ -122,7 +123,7 @@ where
             facts.txn_ts = Some(refused.txn_ts.0);
             facts.ops = Some(ops(&refused.stats));
             let written = write_query_response(&refused, options.format, facts.tags.as_deref());
-            hold_refusal(config.refusal_delay).await;
+            hold_refusal(state, scope_db).await;
             return Ok(written);
         }
     };
@@ -181,7 +182,7 @@ where
         facts.ops = Some(ran.ops);
         facts.query_hash = ran.query_hash;
         if ran.refused {
-            hold_refusal(config.refusal_delay).await;
+            hold_refusal(state, scope_db).await;
         }
     }
     result
@@ -204,9 +205,10 @@ fn ops(stats: &testudo_engine::Stats) -> Ops {
     }
 }
 
-/// Waits `ServerConfig::refusal_delay` before a rate-limit refusal is answered (see there).
-async fn hold_refusal(delay: std::time::Duration) {
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+/// Waits until the refusal's slot in its database's refusal schedule (`refusals.rs`).
+async fn hold_refusal(state: &AppState, db: testudo_engine::DbId) {
+    let hold = state.refusals.hold(db, Instant::now());
+    if !hold.is_zero() {
+        tokio::time::sleep(hold).await;
     }
 }
