@@ -5,8 +5,12 @@
 //!   `dbkeys`) under a new master key; no data is
 //!   rewritten, the keyring file is replaced atomically, and it may run while the server runs
 //!   (which needs the new key at its next start).
-//! - `keys rotate-data`: re-encrypts every block of the data file under a new data key.
-//!   Offline: the server must be stopped (refused otherwise).
+//! - `keys rotate-data`: re-encrypts every block of the data file under a new data key. With
+//!   the server running (the data file is locked), online: the new key goes into the keyring
+//!   as a rotation request, the server re-seals the file in the background, and the command
+//!   waits (printing progress) until the server has dropped the old key, or returns at once
+//!   with `--no-wait`. With the server stopped, offline (and it finishes an online rotation a
+//!   stopped server left unfinished).
 //! - `keys verify`: checks that every block authenticates, and that every per-database key
 //!   in `dbkeys` unwraps. Offline too.
 //!
@@ -16,10 +20,14 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use testudo_storage_redb::keys::{MasterKey, MasterKeySource};
-use testudo_storage_redb::{rotate_data, rotate_master, verify_db_keys, verify_store};
+use testudo_storage_redb::{
+    RotationStatus, data_file_in_use, request_rotation, rotate_data, rotate_master,
+    rotation_status, verify_db_keys, verify_store,
+};
 
 use crate::CliError;
 use crate::store::{self, StoreArgs};
@@ -40,8 +48,9 @@ enum KeysCommand {
     /// Rewrap the store's data keys under a new master key (no data is rewritten; may run
     /// while the server runs, which then needs the new key at its next start).
     RotateMaster(RotateMasterArgs),
-    /// Re-encrypt every block of the store under a new data key (stop the server first).
-    RotateData(StoreDir),
+    /// Re-encrypt every block of the store under a new data key: in the background of a
+    /// running server (waiting until it is done, unless --no-wait), or offline.
+    RotateData(RotateDataArgs),
     /// Check that every block of the encrypted store authenticates (stop the server first).
     Verify(StoreDir),
 }
@@ -62,6 +71,17 @@ struct StoreDir {
     /// The store's current master key.
     #[command(flatten)]
     store: StoreArgs,
+}
+
+#[derive(Args)]
+struct RotateDataArgs {
+    #[command(flatten)]
+    dir: StoreDir,
+
+    /// With the server running: return as soon as the rotation is requested, instead of
+    /// waiting for the server to finish it (run the command again to wait for it).
+    #[arg(long)]
+    no_wait: bool,
 }
 
 #[derive(Args)]
@@ -169,9 +189,17 @@ fn rotate_master_key(args: &RotateMasterArgs) -> Result<(), CliError> {
     ))
 }
 
-fn rotate_data_key(args: &StoreDir) -> Result<(), CliError> {
-    let master = current_key(args)?;
-    let dir = &args.data_dir;
+/// How often a waiting `rotate-data` looks at the rotation's progress.
+const WAIT_POLL: Duration = Duration::from_millis(500);
+/// After this long without progress, a waiting `rotate-data` says so (and keeps waiting).
+const STALL_HINT: Duration = Duration::from_secs(60);
+
+fn rotate_data_key(args: &RotateDataArgs) -> Result<(), CliError> {
+    let master = current_key(&args.dir)?;
+    let dir = &args.dir.data_dir;
+    if data_file_in_use(dir).map_err(|e| store::store_error(dir, e))? {
+        return rotate_data_online(args, &master);
+    }
     let mut last_tenth = 0;
     let mut progress = |done: u64, total: u64| {
         let tenth = done.saturating_mul(10) / total.max(1);
@@ -189,6 +217,68 @@ fn rotate_data_key(args: &StoreDir) -> Result<(), CliError> {
         report.new_key_id,
         report.old_key_id,
         report.unwritten
+    ))
+}
+
+fn rotate_data_online(args: &RotateDataArgs, master: &MasterKey) -> Result<(), CliError> {
+    let dir = &args.dir.data_dir;
+    let status = request_rotation(dir, master).map_err(|e| store::store_error(dir, e))?;
+    let RotationStatus { from, to, .. } = status;
+    eprintln!(
+        "testudo: the server is running; it re-encrypts {} from data key {from} to data key \
+         {to} in the background",
+        dir.display()
+    );
+    if args.no_wait {
+        return say(&format!(
+            "requested the re-encryption of {} under data key {to} (was {from}); the server \
+             drops the old key when it is done",
+            dir.display()
+        ));
+    }
+    let mut last_tenth = 0;
+    let mut last_done = status.done;
+    let mut progressed = Instant::now();
+    let mut hinted = false;
+    while let Some(now) = rotation_status(dir).map_err(|e| store::store_error(dir, e))? {
+        if !data_file_in_use(dir).map_err(|e| store::store_error(dir, e))? {
+            // Stopped meanwhile: it may have finished just before.
+            if rotation_status(dir)
+                .map_err(|e| store::store_error(dir, e))?
+                .is_none()
+            {
+                break;
+            }
+            return Err(CliError::Failed(format!(
+                "the server stopped before it finished re-encrypting {}: the rotation resumes \
+                 when it starts again (or run `testudo keys rotate-data` with the server \
+                 stopped to finish it now)",
+                dir.display()
+            )));
+        }
+        if now.done != last_done {
+            last_done = now.done;
+            progressed = Instant::now();
+        }
+        let tenth = now.done.saturating_mul(10) / now.total.max(1);
+        if tenth > last_tenth {
+            last_tenth = tenth;
+            eprintln!("testudo: re-encrypted {} of {} blocks", now.done, now.total);
+        }
+        if !hinted && progressed.elapsed() > STALL_HINT {
+            hinted = true;
+            eprintln!(
+                "testudo: no progress for {} s; the server's log says why (it retries); still \
+                 waiting (Ctrl-C stops waiting, not the rotation)",
+                STALL_HINT.as_secs()
+            );
+        }
+        std::thread::sleep(WAIT_POLL);
+    }
+    say(&format!(
+        "re-encrypted {} under data key {to} (was {from}) while the server ran; the old key is \
+         gone from the keyring",
+        dir.display()
     ))
 }
 

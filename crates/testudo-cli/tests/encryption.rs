@@ -1,7 +1,8 @@
 //! Encryption at rest over a real `testudo serve` process: the canary (a marker written through
 //! HTTP never reaches the disk in plaintext; a flipped byte is an integrity error, never data;
 //! the wrong key is refused and changes nothing), the refusals, `kill -9` during encrypted
-//! writes, and the `testudo keys` commands.
+//! writes, and the `testudo keys` commands (`rotate-data` offline, and online while a writer
+//! keeps writing and across a `kill -9`).
 
 #![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
@@ -429,18 +430,7 @@ fn keys_rotate_master_then_rotate_data_keep_the_data() {
     let (status, _) = query(server.addr, "Kept.create({ id: '1', v: 'still here' })").unwrap();
     assert_eq!(status, 200);
 
-    // The data key cannot be rotated under a running server.
-    let (status, _, stderr) = run_to_exit(keys(&[
-        "rotate-data",
-        "--data-dir",
-        data_dir,
-        "--master-key-file",
-        old_path.to_str().unwrap(),
-    ]));
-    assert_eq!(status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("in use"), "{stderr}");
-
-    // The master key can, and the data file does not change.
+    // The master key rotates, and the data file does not change.
     let data_file = data.path().join(ENCRYPTED_DATA_FILE);
     stop(server);
     let before = std::fs::read(&data_file).unwrap();
@@ -719,4 +709,209 @@ async fn a_deleted_database_is_unreadable_in_an_older_backup_while_its_sibling_r
     assert!(!contains(&doomed.body, MARKER.as_bytes()));
     server.wait_for_log("crypto-shredded");
     stop(server);
+}
+
+/// The `key` lines of the keyring in `dir` (id and label) and whether it records a rotation.
+fn keyring_state(dir: &Path) -> (Vec<(u32, String)>, bool) {
+    let text = std::fs::read_to_string(dir.join("keyring")).unwrap();
+    let keys = text
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split(' ').collect();
+            match words.as_slice() {
+                ["key", id, label, _] => Some((id.parse().unwrap(), (*label).to_owned())),
+                _ => None,
+            }
+        })
+        .collect();
+    (keys, text.lines().any(|l| l.starts_with("rotating ")))
+}
+
+/// Creates `n` documents of about `size` bytes each in `Bulk`, ten per query.
+fn fill(addr: std::net::SocketAddr, n: usize, size: usize) {
+    let filler = "z".repeat(size);
+    for start in (0..n).step_by(10) {
+        let creates: Vec<String> = (start..(start + 10).min(n))
+            .map(|i| format!("Bulk.create({{ n: {i}, filler: '{filler}' }})"))
+            .collect();
+        let (status, body) = query(addr, &format!("{}\n1", creates.join("\n"))).unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// Every `Bulk` document number and `Ledger` tag on the server.
+fn stored_marks(addr: std::net::SocketAddr) -> (usize, Vec<String>) {
+    let (status, body) = query(addr, "Bulk.all().count()").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let bulk = body["data"].as_u64().unwrap() as usize;
+    let (status, body) = query(addr, "Ledger.all().map(.tag).toArray()").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let tags = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    (bulk, tags)
+}
+
+/// A thread that keeps writing `Ledger` documents until told to stop; returns the tags of
+/// the acknowledged ones.
+fn writer(
+    addr: std::net::SocketAddr,
+    prefix: &'static str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        for i in 0.. {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let tag = format!("{prefix}-{i}");
+            match query(addr, &format!("Ledger.create({{ tag: '{tag}' }})\n1")) {
+                Ok((200, _)) => acked.push(tag),
+                Ok((status, body)) => panic!("write refused: {status} {body}"),
+                Err(_) => break,
+            }
+        }
+        acked
+    })
+}
+
+fn rotate_data(data_dir: &Path, key: &Path, extra: &[&str]) -> (ExitStatus, String, String) {
+    let mut args = vec![
+        "rotate-data",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--master-key-file",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run_to_exit(keys(&args))
+}
+
+fn verify_blocks(data_dir: &Path, key: &Path) {
+    let (status, stdout, stderr) = run_to_exit(keys(&[
+        "verify",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--master-key-file",
+        key.to_str().unwrap(),
+    ]));
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("authenticate"), "{stdout}");
+}
+
+#[test]
+fn keys_rotate_data_re_encrypts_online_while_a_writer_keeps_writing() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (key_path, _) = key_file(keys_dir.path(), "master.key");
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &key_path);
+    for name in ["Bulk", "Ledger"] {
+        let (status, _) = query(
+            server.addr,
+            &format!("Collection.create({{ name: '{name}' }})"),
+        )
+        .unwrap();
+        assert_eq!(status, 200);
+    }
+    fill(server.addr, 200, 4000);
+    let (before, _) = keyring_state(data.path());
+    assert_eq!(before.len(), 1);
+
+    let stop_writing = Arc::new(AtomicBool::new(false));
+    let writing = writer(server.addr, "online", Arc::clone(&stop_writing));
+    let (status, stdout, stderr) = rotate_data(data.path(), &key_path, &[]);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("while the server ran"), "{stdout}");
+    stop_writing.store(true, Ordering::Relaxed);
+    let acked = writing.join().unwrap();
+
+    // Only the new key is left, and nothing acknowledged is missing.
+    let (after, rotating) = keyring_state(data.path());
+    assert!(!rotating);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after[0].0, before[0].0);
+    let (bulk, tags) = stored_marks(server.addr);
+    assert_eq!(bulk, 200);
+    for tag in &acked {
+        assert!(tags.contains(tag), "acknowledged write {tag} lost");
+    }
+    stop(server);
+    verify_blocks(data.path(), &key_path);
+
+    let server = start(data.path(), &key_path);
+    let (bulk, tags) = stored_marks(server.addr);
+    assert_eq!(bulk, 200);
+    for tag in &acked {
+        assert!(
+            tags.contains(tag),
+            "acknowledged write {tag} lost after a restart"
+        );
+    }
+    stop(server);
+}
+
+#[test]
+fn an_online_rotation_killed_by_kill_9_resumes_at_the_next_start_and_loses_nothing() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (key_path, _) = key_file(keys_dir.path(), "master.key");
+    let data = tempfile::tempdir().unwrap();
+    // A slow pass (1% of the time), so that the kill lands in the middle of it.
+    let slow = [("TESTUDO_ROTATION_DUTY", "0.01")];
+    let key_arg = ["--dev", "--master-key-file", key_path.to_str().unwrap()];
+    let mut server = TestServer::start(data.path(), &key_arg, &slow);
+    for name in ["Bulk", "Ledger"] {
+        let (status, _) = query(
+            server.addr,
+            &format!("Collection.create({{ name: '{name}' }})"),
+        )
+        .unwrap();
+        assert_eq!(status, 200);
+    }
+    fill(server.addr, 600, 8000);
+    let stop_writing = Arc::new(AtomicBool::new(false));
+    let writing = writer(server.addr, "killed", Arc::clone(&stop_writing));
+
+    let (status, stdout, stderr) = rotate_data(data.path(), &key_path, &["--no-wait"]);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("requested"), "{stdout}");
+    // Kill it once the pass has rewritten a batch (the journal records its cursor).
+    let journal = data.path().join(format!("{ENCRYPTED_DATA_FILE}.journal"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::metadata(&journal).map_or(0, |m| m.len()) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the server never started the rotation"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill_hard();
+    stop_writing.store(true, Ordering::Relaxed);
+    let acked = writing.join().unwrap();
+    let (held, rotating) = keyring_state(data.path());
+    assert!(rotating, "the rotation finished before the kill: {held:?}");
+    assert_eq!(held.len(), 2);
+
+    // The next start resumes it; `rotate-data` waits for the same rotation to finish.
+    let server = start(data.path(), &key_path);
+    let (status, stdout, stderr) = rotate_data(data.path(), &key_path, &[]);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("while the server ran"), "{stdout}");
+    let (after, rotating) = keyring_state(data.path());
+    assert!(!rotating);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(
+        after[0].0, held[1].0,
+        "the resumed rotation used another key"
+    );
+    let (bulk, tags) = stored_marks(server.addr);
+    assert_eq!(bulk, 600);
+    for tag in &acked {
+        assert!(tags.contains(tag), "acknowledged write {tag} lost");
+    }
+    stop(server);
+    verify_blocks(data.path(), &key_path);
 }
