@@ -11,7 +11,7 @@ use testudo_storage::{Kv, KvError, LocalKvOptions, Ts, WriteSet};
 use testudo_storage_redb::keys::{KeyError, Keyring, MasterKey};
 use testudo_storage_redb::{
     DATA_FILE, ENCRYPTED_DATA_FILE, StoreError, StoreKind, open_encrypted_file, open_store,
-    rotate_data, rotate_master, store_kind, verify_store,
+    request_rotation, rotate_data, rotate_master, rotation_status, store_kind, verify_store,
 };
 use zeroize::Zeroizing;
 
@@ -299,4 +299,65 @@ fn an_interrupted_data_rotation_leaves_a_store_that_opens() {
     );
     let kv = open(dir.path(), Some(&key)).unwrap();
     assert_eq!(get(&kv, "doc/2").unwrap(), format!("{MARKER} number 2"));
+}
+
+fn store_keys(dir: &Path) -> Vec<u32> {
+    Keyring::load(dir).unwrap().unwrap().ids_labelled("store")
+}
+
+#[test]
+fn an_open_store_runs_a_requested_rotation_in_the_background() {
+    let key = master(1);
+    let dir = store_with_markers(&key);
+    let kv = open(dir.path(), Some(&key)).unwrap();
+    let old = store_keys(dir.path());
+    let requested = request_rotation(dir.path(), &key).unwrap();
+    assert_eq!(requested.from, old[0]);
+    // Asking again while it runs names the same rotation.
+    if let Ok(again) = request_rotation(dir.path(), &key) {
+        assert_eq!((again.from, again.to), (requested.from, requested.to));
+    }
+    let mut i = 0u64;
+    while rotation_status(dir.path()).unwrap().is_some() {
+        put(&kv, &format!("during/{i}"), &format!("{MARKER} during {i}"));
+        assert_eq!(get(&kv, "doc/7").unwrap(), format!("{MARKER} number 7"));
+        i += 1;
+        assert!(i < 1_000_000, "the rotation did not finish");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(store_keys(dir.path()), vec![requested.to]);
+    kv.close().unwrap();
+    let report = verify_store(dir.path(), &key).unwrap();
+    assert_eq!(report.failed_count, 0);
+    let kv = open(dir.path(), Some(&key)).unwrap();
+    for n in 0..i {
+        assert_eq!(
+            get(&kv, &format!("during/{n}")).unwrap(),
+            format!("{MARKER} during {n}")
+        );
+    }
+    assert_eq!(get(&kv, "doc/49").unwrap(), format!("{MARKER} number 49"));
+}
+
+#[test]
+fn a_rotation_requested_of_a_stopped_store_is_finished_offline() {
+    let key = master(1);
+    let dir = store_with_markers(&key);
+    let requested = request_rotation(dir.path(), &key).unwrap();
+    // Every block is readable under one of the two keys meanwhile.
+    assert_eq!(verify_store(dir.path(), &key).unwrap().failed_count, 0);
+    let report = rotate_data(dir.path(), &key, &mut |_, _| {}).unwrap();
+    assert_eq!(
+        (report.old_key_id, report.new_key_id),
+        (requested.from, requested.to)
+    );
+    assert!(rotation_status(dir.path()).unwrap().is_none());
+    assert_eq!(store_keys(dir.path()), vec![requested.to]);
+    let kv = open(dir.path(), Some(&key)).unwrap();
+    assert_eq!(get(&kv, "doc/3").unwrap(), format!("{MARKER} number 3"));
+    kv.close().unwrap();
+    // And a plain offline rotation after it works as before.
+    rotate_data(dir.path(), &key, &mut |_, _| {}).unwrap();
+    let kv = open(dir.path(), Some(&key)).unwrap();
+    assert_eq!(get(&kv, "doc/3").unwrap(), format!("{MARKER} number 3"));
 }

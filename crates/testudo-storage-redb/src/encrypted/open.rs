@@ -225,6 +225,11 @@ pub(crate) fn open_database_with(
         {
             cursor = at;
         }
+        if keys.previous.is_none() && journal.len()? > 0 {
+            // What a finished rotation left (it is cleared after the keyring no longer
+            // needs it; a crash can come in between).
+            journal.set_len(0)?;
+        }
         physical.close()?;
         journal.close()?;
     }

@@ -524,10 +524,24 @@ impl Shared {
     }
 
     fn note_failure(&self, error: &io::Error) {
+        let (from, to, done) = {
+            let ciphers = read(&self.gate);
+            let Some(old) = &ciphers.old else {
+                return;
+            };
+            let ids = (old.preamble().key_id, ciphers.seal.preamble().key_id);
+            (ids.0, ids.1, ciphers.cursor)
+        };
+        let total = self.len.load(Ordering::Acquire) / BLOCK_U64;
         let mut progress = lock(&self.progress);
-        if let Some(progress) = progress.as_mut() {
-            progress.error = Some(error.to_string());
-        }
+        let progress = progress.get_or_insert(RotationProgress {
+            from,
+            to,
+            done,
+            total,
+            error: None,
+        });
+        progress.error = Some(error.to_string());
     }
 }
 
