@@ -62,6 +62,9 @@ pub struct RotationReport {
     pub blocks: u64,
     /// Data blocks never written (left unwritten).
     pub unwritten: u64,
+    /// For an online rotation finished here: the longest the pass held reads and writes of
+    /// the store back (microseconds).
+    pub longest_stall_us: Option<u64>,
 }
 
 fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -154,11 +157,13 @@ fn finish_interrupted(
     };
     let (backend, handle) = open_encrypted_backend(dir, master, Some(1.0))?;
     let mut last = 0;
+    let mut longest = 0;
     loop {
         if rotation_status(dir)?.is_none() {
             break;
         }
         if let Some(p) = handle.rotation_progress() {
+            longest = longest.max(p.longest_hold_us);
             if let Some(error) = p.error {
                 return Err(KvError::Corrupt(format!(
                     "the rotation cannot go on: {error}; the store keeps both keys"
@@ -178,6 +183,7 @@ fn finish_interrupted(
         new_key_id: status.to,
         blocks: status.total.saturating_sub(1),
         unwritten: 0,
+        longest_stall_us: Some(longest),
     })
 }
 
@@ -366,6 +372,7 @@ pub fn rotate_data(
         new_key_id,
         blocks,
         unwritten,
+        longest_stall_us: None,
     })
 }
 

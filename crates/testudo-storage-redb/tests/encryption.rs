@@ -361,3 +361,104 @@ fn a_rotation_requested_of_a_stopped_store_is_finished_offline() {
     let kv = open(dir.path(), Some(&key)).unwrap();
     assert_eq!(get(&kv, "doc/3").unwrap(), format!("{MARKER} number 3"));
 }
+
+/// Latency percentiles of `samples` (p50, p99, max), in microseconds.
+fn percentiles(samples: &mut [std::time::Duration]) -> (u128, u128, u128) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_micros();
+    (at(0.5), at(0.99), at(1.0))
+}
+
+/// Point reads (of the large values) and small durable writes, alternated, while `go` holds;
+/// the latencies of each.
+fn sample_queries(
+    kv: &dyn Kv,
+    go: &mut dyn FnMut(usize) -> bool,
+) -> (Vec<std::time::Duration>, Vec<std::time::Duration>) {
+    let (mut reads, mut writes) = (Vec::new(), Vec::new());
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    while go(reads.len()) {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let key = format!("big/{}/{}", (seed >> 33) % 256, (seed >> 20) % 64);
+        let started = std::time::Instant::now();
+        let s = kv.begin().unwrap();
+        assert!(s.get(key.as_bytes(), s.ts()).unwrap().is_some());
+        drop(s);
+        reads.push(started.elapsed());
+        let started = std::time::Instant::now();
+        put(
+            kv,
+            &format!("small/{}", writes.len()),
+            "a small durable write",
+        );
+        writes.push(started.elapsed());
+    }
+    (reads, writes)
+}
+
+/// Not a specification: measures an online rotation of a 256 MiB store (the pass's
+/// throughput, and point reads and durable writes before and while it runs at the default
+/// duty cycle), then a flat-out one (the offline finishing path). Run with
+/// `cargo test -p testudo-storage-redb --test encryption -- --ignored --nocapture
+/// online_rotation_figures`.
+#[test]
+#[ignore]
+fn online_rotation_figures() {
+    let key = master(1);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let kv = open(dir.path(), Some(&key)).unwrap();
+    let mut seed = 1u64;
+    for c in 0..256 {
+        let snapshot_ts = kv.begin().unwrap().ts();
+        let writes = (0..64)
+            .map(|j| {
+                let value: Vec<u8> = (0..16384)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                        (seed >> 56) as u8
+                    })
+                    .collect();
+                (format!("big/{c}/{j}").into_bytes(), Some(value))
+            })
+            .collect();
+        let ws = WriteSet {
+            snapshot_ts,
+            writes,
+            ..WriteSet::default()
+        };
+        kv.commit(ws, None).unwrap();
+    }
+    let (mut reads, mut writes) = sample_queries(&kv, &mut |n| n < 2000);
+    let (r, w) = (percentiles(&mut reads), percentiles(&mut writes));
+    println!("before: point read p50/p99/max {r:?} µs, durable write {w:?} µs");
+
+    let status = request_rotation(dir.path(), &key).unwrap();
+    let started = std::time::Instant::now();
+    let (mut reads, mut writes) = sample_queries(&kv, &mut |n| {
+        n % 16 != 0 || rotation_status(dir.path()).unwrap().is_some()
+    });
+    let took = started.elapsed();
+    let mib = (status.total * 4096) as f64 / (1 << 20) as f64;
+    let (r, w) = (percentiles(&mut reads), percentiles(&mut writes));
+    println!(
+        "online at the default duty: {mib:.0} MiB in {:.1} s ({:.1} MiB/s, including up to 2 s \
+         until the store noticed the request)",
+        took.as_secs_f64(),
+        mib / took.as_secs_f64()
+    );
+    println!("during: point read p50/p99/max {r:?} µs, durable write {w:?} µs");
+    kv.close().unwrap();
+
+    let status = request_rotation(dir.path(), &key).unwrap();
+    let started = std::time::Instant::now();
+    let report = rotate_data(dir.path(), &key, &mut |_, _| {}).unwrap();
+    let took = started.elapsed();
+    let mib = (status.total * 4096) as f64 / (1 << 20) as f64;
+    println!(
+        "flat out (duty 1, no queries): {mib:.0} MiB in {:.1} s ({:.1} MiB/s); the gate \
+         (reads and writes wait) held at most {:?} µs at a time",
+        took.as_secs_f64(),
+        mib / took.as_secs_f64(),
+        report.longest_stall_us
+    );
+}

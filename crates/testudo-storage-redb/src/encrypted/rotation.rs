@@ -93,6 +93,9 @@ pub struct RotationProgress {
     pub total: u64,
     /// Why the pass is stopped, if it is (it retries).
     pub error: Option<String>,
+    /// The longest the pass has held the gate (every block read and write waits meanwhile),
+    /// in microseconds.
+    pub longest_hold_us: u64,
 }
 
 /// What the maintenance thread asks of the store around it (the keyring lives there).
@@ -347,6 +350,7 @@ impl Shared {
             .as_deref()
             .ok_or_else(|| io::Error::other("an online rotation needs the journal file"))?;
         let batch = self.batch.load(Ordering::Relaxed).max(1);
+        let held = Instant::now();
         let (first, end, total, mut sealed, skip, old, new) = {
             let ciphers = write(&self.gate);
             let Some(old) = ciphers.old.clone() else {
@@ -366,6 +370,7 @@ impl Shared {
             let new = Arc::clone(&ciphers.seal);
             (first, end, total, sealed, skip, old, new)
         };
+        let mut longest = held.elapsed();
         let (from, to) = (old.preamble().key_id, new.preamble().key_id);
         let mut blocks = Vec::new();
         let mut plain = Zeroizing::new([0u8; BLOCK]);
@@ -410,18 +415,38 @@ impl Shared {
             journal.sync_data()?;
         }
         {
+            let held = Instant::now();
             let mut ciphers = write(&self.gate);
             if !ciphers.old.as_ref().is_some_and(|o| Arc::ptr_eq(o, &old)) {
                 return Ok(Step::Idle);
             }
             let present = logical_len(self.physical.len()?) / BLOCK_U64;
             let written = lock(&self.written);
+            // Runs of adjacent blocks go out as one write: the gate is held for less.
+            let mut run: Vec<u8> = Vec::new();
+            let mut run_start = 0u64;
+            let mut next = None;
             for (index, bytes) in &record.blocks {
-                if *index < present && !written.get(*index) {
-                    self.physical.write(block_offset(*index)?, bytes)?;
+                if *index >= present || written.get(*index) {
+                    continue;
                 }
+                if next != Some(*index) && !run.is_empty() {
+                    self.physical.write(block_offset(run_start)?, &run)?;
+                    run.clear();
+                }
+                if run.is_empty() {
+                    run_start = *index;
+                }
+                run.extend_from_slice(bytes);
+                next = index.checked_add(1);
+            }
+            if !run.is_empty() {
+                self.physical.write(block_offset(run_start)?, &run)?;
             }
             ciphers.cursor = end;
+            drop(written);
+            drop(ciphers);
+            longest = longest.max(held.elapsed());
         }
         if !record.blocks.is_empty() {
             self.physical.sync_data()?;
@@ -429,12 +454,19 @@ impl Shared {
         record.blocks.clear();
         record.cursor = end;
         write_record(journal, &record)?;
-        *lock(&self.progress) = Some(RotationProgress {
+        let longest = u64::try_from(longest.as_micros()).unwrap_or(u64::MAX);
+        let mut progress = lock(&self.progress);
+        let longest_hold_us = progress
+            .as_ref()
+            .map_or(0, |p| p.longest_hold_us)
+            .max(longest);
+        *progress = Some(RotationProgress {
             from,
             to,
             done: end,
             total,
             error: None,
+            longest_hold_us,
         });
         Ok(Step::Working)
     }
@@ -487,12 +519,15 @@ impl Shared {
             self.physical.write(0, &preamble)?;
             self.physical.sync_data()?;
         }
-        *lock(&self.progress) = Some(RotationProgress {
+        let mut progress = lock(&self.progress);
+        let longest_hold_us = progress.as_ref().map_or(0, |p| p.longest_hold_us);
+        *progress = Some(RotationProgress {
             from,
             to,
             done: total,
             total,
             error: None,
+            longest_hold_us,
         });
         Ok(Step::Finished { from, to })
     }
@@ -540,6 +575,7 @@ impl Shared {
             done,
             total,
             error: None,
+            longest_hold_us: 0,
         });
         progress.error = Some(error.to_string());
     }
@@ -554,11 +590,15 @@ pub(crate) fn maintain(shared: Arc<Shared>, mut watch: Box<dyn KeyWatch>) {
         if let Some((from, to)) = finished {
             match watch.finished(from, to) {
                 Ok(()) => {
+                    let longest_hold_us = lock(&shared.progress)
+                        .as_ref()
+                        .map_or(0, |p| p.longest_hold_us);
                     shared.end_rotation();
                     finished = None;
                     tracing::info!(
                         from,
                         to,
+                        longest_hold_us,
                         "data-key rotation finished: every block is under the new key, and the \
                          old key is gone from the keyring"
                     );
