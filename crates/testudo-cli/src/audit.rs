@@ -320,8 +320,8 @@ pub struct ServeMonitoringArgs {
     #[arg(long, value_name = "DAYS")]
     audit_keep_days: Option<u64>,
 
-    /// Chain the audit log with HMAC-SHA256 under this 32-byte key (raw, or 64 hex digits),
-    /// so that nobody without the key can rewrite it undetected.
+    /// Chain the audit log with BLAKE3's keyed hash under this 32-byte key (raw, or 64 hex
+    /// digits), so that nobody without the key can rewrite it undetected.
     #[arg(long, value_name = "FILE", requires = "audit_dir")]
     audit_key_file: Option<PathBuf>,
 
