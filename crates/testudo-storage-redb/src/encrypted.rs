@@ -259,6 +259,9 @@ struct Shared {
     progress: Mutex<Option<RotationProgress>>,
     stop: Stop,
     maintenance: Mutex<Option<JoinHandle<()>>>,
+    /// Tests: runs between the two gate holds of a batch.
+    #[cfg(test)]
+    between_phases: Mutex<Option<Box<dyn Fn() + Send>>>,
     /// The logical length (kept here: every write checks it).
     len: AtomicU64,
     header: Mutex<Header>,
@@ -348,6 +351,8 @@ impl EncryptedBackend {
             progress: Mutex::new(None),
             stop: Stop::default(),
             maintenance: Mutex::new(None),
+            #[cfg(test)]
+            between_phases: Mutex::new(None),
             len: AtomicU64::new(len),
             header: Mutex::new(header),
             opening: AtomicBool::new(true),
@@ -802,6 +807,11 @@ impl EncryptedHandle {
     #[cfg(test)]
     pub(crate) fn rotation_step(&self) -> io::Result<rotation::Step> {
         self.shared.rotation_step()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_between_phases(&self, hook: Option<Box<dyn Fn() + Send>>) {
+        *lock(&self.shared.between_phases) = hook;
     }
 
     #[cfg(test)]

@@ -158,15 +158,15 @@ fn push(state: &mut State, op: &Op) {
 }
 
 /// The images of files `0` and `1` a crash leaves when it happens after the first `upto`
-/// operations of `tape`: the last one torn after `torn` bytes if given; with `lose_unsynced`,
-/// every write of a file since its last sync is lost (power loss before the page cache
-/// reached the disk).
+/// operations of `tape`: the last one torn after `torn` bytes if given; for each file whose
+/// `lose_unsynced` is set, every write since its last sync is lost (power loss before the
+/// page cache reached the disk; one file's writes may reach it and not the other's).
 pub(crate) fn crash_pair(
     bases: [&[u8]; 2],
     tape: &[(u8, Op)],
     upto: usize,
     torn: Option<usize>,
-    lose_unsynced: bool,
+    lose_unsynced: [bool; 2],
 ) -> [Vec<u8>; 2] {
     let ops = &tape[..upto.min(tape.len())];
     let last_sync = |file: u8| {
@@ -176,7 +176,7 @@ pub(crate) fn crash_pair(
     };
     let mut images = [bases[0].to_vec(), bases[1].to_vec()];
     for file in 0..2u8 {
-        let keep_until = if lose_unsynced {
+        let keep_until = if lose_unsynced[usize::from(file)] {
             last_sync(file)
         } else {
             ops.len()

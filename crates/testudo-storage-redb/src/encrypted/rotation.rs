@@ -410,6 +410,10 @@ impl Shared {
             preamble: None,
             blocks,
         };
+        #[cfg(test)]
+        if let Some(hook) = lock(&self.between_phases).as_ref() {
+            hook();
+        }
         if !record.blocks.is_empty() {
             write_record(journal, &record)?;
             journal.sync_data()?;

@@ -720,14 +720,21 @@ fn a_crash_at_any_point_of_a_rotation_loses_no_acknowledged_write_and_the_rotati
             .any(|(tag, op)| *tag == 0 && matches!(op, Op::Write { offset: 0, .. }))
     );
     for upto in 0..=rec.tape.len() {
-        let images = crash_pair(bases, &rec.tape, upto, None, false);
+        let images = crash_pair(bases, &rec.tape, upto, None, [false, false]);
         check_crash_image(&rec, upto, images, &format!("crash after op {upto}"));
-        let images = crash_pair(bases, &rec.tape, upto, None, true);
+        let images = crash_pair(bases, &rec.tape, upto, None, [true, true]);
         check_crash_image(&rec, upto, images, &format!("power loss after op {upto}"));
-        if let Some((_, Op::Write { data, .. })) = upto.checked_sub(1).map(|i| &rec.tape[i]) {
+        if let Some((tag, Op::Write { data, .. })) = upto.checked_sub(1).map(|i| &rec.tape[i]) {
             for cut in [1, data.len() / 2, data.len() - 1] {
-                let images = crash_pair(bases, &rec.tape, upto, Some(cut), false);
+                let images = crash_pair(bases, &rec.tape, upto, Some(cut), [false, false]);
                 check_crash_image(&rec, upto, images, &format!("op {upto} torn at {cut}"));
+                if *tag == 0 {
+                    // The data file's write reached the disk torn, the journal's unsynced
+                    // writes did not.
+                    let images = crash_pair(bases, &rec.tape, upto, Some(cut), [false, true]);
+                    let what = format!("op {upto} torn at {cut}, journal unsynced lost");
+                    check_crash_image(&rec, upto, images, &what);
+                }
             }
         }
     }
@@ -842,4 +849,68 @@ fn the_maintenance_thread_runs_a_requested_rotation_and_reports_it_finished() {
         }
     }
     assert_eq!(*finished.lock().unwrap(), Some((OLD, NEW)));
+}
+
+#[test]
+fn a_block_written_while_its_batch_is_resealed_keeps_the_newer_content() {
+    let (old, new) = (DataKey::generate().unwrap(), DataKey::generate().unwrap());
+    let file = new_file(&old);
+    let journal = MemFile::default();
+    let preamble = Preamble::parse(&file.bytes()[..PREAMBLE]).unwrap();
+    let (backend, handle) = EncryptedBackend::open(
+        Box::new(file.clone()),
+        Some(Box::new(journal.clone())),
+        single(&old, preamble),
+        HeaderChoice::Newest,
+    )
+    .unwrap()
+    .unwrap();
+    handle.finish_open().unwrap();
+    let backend = Arc::new(backend);
+    backend.set_len(8 * BLOCK_U64).unwrap();
+    backend.write(0, &[0xAB; BLOCK]).unwrap();
+    for i in 1..8u8 {
+        backend
+            .write(u64::from(i) * BLOCK_U64, &[i; BLOCK])
+            .unwrap();
+    }
+    backend.sync_data().unwrap();
+    handle.set_rotation_batch(8);
+    handle.begin_rotation(&new, NEW).unwrap();
+    let writer = Arc::clone(&backend);
+    handle.set_between_phases(Some(Box::new(move || {
+        writer.write(3 * BLOCK_U64, &[0xEE; BLOCK]).unwrap();
+    })));
+    assert_eq!(handle.rotation_step().unwrap(), Step::Working);
+    handle.set_between_phases(None);
+    let read_block = |backend: &EncryptedBackend, i: u64| {
+        let mut out = vec![0u8; BLOCK];
+        backend.read(i * BLOCK_U64, &mut out).unwrap();
+        out
+    };
+    assert_eq!(read_block(&backend, 3), vec![0xEE; BLOCK]);
+    run_pass(&handle);
+    drop(backend);
+    let under_new = Preamble {
+        key_id: NEW,
+        file_id: preamble.file_id,
+    };
+    let (backend, handle) = EncryptedBackend::open(
+        Box::new(file),
+        None,
+        single(&new, under_new),
+        HeaderChoice::Newest,
+    )
+    .unwrap()
+    .unwrap();
+    handle.finish_open().unwrap();
+    assert_eq!(read_block(&backend, 0), vec![0xAB; BLOCK]);
+    assert_eq!(read_block(&backend, 3), vec![0xEE; BLOCK]);
+    for i in [1u8, 2, 4, 5, 6, 7] {
+        assert_eq!(
+            read_block(&backend, u64::from(i)),
+            vec![i; BLOCK],
+            "block {i}"
+        );
+    }
 }
