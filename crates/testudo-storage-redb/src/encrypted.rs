@@ -68,7 +68,8 @@
 //! **Invariants:** no plaintext byte and no key byte is ever written to the physical file or a
 //! log; nothing that failed authentication is ever returned to redb; a header write never
 //! touches the copy that was current at the last completed sync; during the open, nothing is
-//! written to the physical file; no block is read or written without holding the gate; a block
+//! written to the physical file (a rotation journal is replayed before it: `rotation.rs`); no
+//! block is read or written without holding the gate; a block
 //! redb wrote during a rotation is never overwritten by the pass.
 
 mod cipher;
