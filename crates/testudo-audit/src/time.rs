@@ -4,7 +4,6 @@
 //! **Invariants:** formatting never panics for any `u64` of microseconds up to year 9999
 //! (later instants are clamped); parsing rejects anything it does not fully understand.
 
-use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Microseconds since the Unix epoch, now (0 if the clock is before 1970).
@@ -49,10 +48,18 @@ impl TimeText {
             self.text = format_us(second * 1_000_000);
             self.second = Some(second);
         }
-        // "….SS.ffffffZ": the last seven bytes are the fraction and the `Z`.
+        // "….SS.ffffffZ": the last seven bytes are the fraction and the `Z`; written by hand
+        // (`core::fmt` showed in the writer thread's profile).
         let keep = self.text.len().saturating_sub(7);
         self.text.truncate(keep);
-        let _ = write!(self.text, "{:06}Z", us % 1_000_000);
+        let mut fraction = us % 1_000_000;
+        let mut digits = [b'0'; 7];
+        digits[6] = b'Z';
+        for digit in digits[..6].iter_mut().rev() {
+            *digit = b'0' + (fraction % 10) as u8;
+            fraction /= 10;
+        }
+        self.text.extend(digits.iter().map(|&b| char::from(b)));
         &self.text
     }
 }
