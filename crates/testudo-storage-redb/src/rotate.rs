@@ -84,9 +84,17 @@ pub struct RotationStatus {
     pub total: u64,
 }
 
-/// Whether a process (the server) has the data file of `dir` open.
+/// Whether a process (the server) has the data file of `dir` open (`false` when there is no
+/// encrypted data file).
 pub fn data_file_in_use(dir: &Path) -> Result<bool, StoreError> {
-    match lock_data_file(&dir.join(ENCRYPTED_DATA_FILE)) {
+    let path = dir.join(ENCRYPTED_DATA_FILE);
+    if !path
+        .try_exists()
+        .map_err(|e| io_error("cannot inspect", &path, e))?
+    {
+        return Ok(false);
+    }
+    match lock_data_file(&path) {
         Ok(_lock) => Ok(false),
         Err(StoreError::Inconsistent(_)) => Ok(true),
         Err(e) => Err(e),
@@ -337,13 +345,16 @@ pub fn rotate_data(
     let old_key_id = encrypted_key_id(&data_path)?;
     let old_key = keyring.unwrap(old_key_id, master)?;
 
-    // What an interrupted rotation left: its half-written file and its unused key.
-    let rotating = rotating_path(dir);
-    match std::fs::remove_file(&rotating) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_error("cannot remove", &rotating, e)),
+    // What an interrupted rotation left: its half-written file and its unused key; and what
+    // a finished online one may have left, its journal (it names the file being replaced).
+    for leftover in [rotating_path(dir), journal_path(dir)] {
+        match std::fs::remove_file(&leftover) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error("cannot remove", &leftover, e)),
+        }
     }
+    let rotating = rotating_path(dir);
     for id in keyring.ids_labelled(STORE_LABEL) {
         if id != old_key_id {
             keyring.remove(id)?;
