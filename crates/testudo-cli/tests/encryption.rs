@@ -839,6 +839,16 @@ fn keys_rotate_data_re_encrypts_online_while_a_writer_keeps_writing() {
     for tag in &acked {
         assert!(tags.contains(tag), "acknowledged write {tag} lost");
     }
+    // The server said what it did, by key ids, never with key material.
+    server.wait_for_log("data-key rotation started");
+    server.wait_for_log("data-key rotation finished");
+    let key_text = std::fs::read_to_string(&key_path).unwrap();
+    for line in server.stderr() {
+        assert!(
+            !line.contains(key_text.trim()),
+            "the master key was logged: {line}"
+        );
+    }
     stop(server);
     verify_blocks(data.path(), &key_path);
 
