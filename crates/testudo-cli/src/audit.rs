@@ -450,7 +450,7 @@ impl ServeMonitoringArgs {
     /// Opens the audit log and binds the metrics listener (announced on stdout as
     /// `testudo metrics on http://<addr>/metrics`). Call before the listening line, so a
     /// bad flag stops the start. With a master key in `store`, the audit log is encrypted.
-    pub async fn start(self, store: &store::StoreArgs) -> Result<Monitoring, CliError> {
+    pub async fn start(self, master: Option<MasterKey>) -> Result<Monitoring, CliError> {
         let default_limits = self.default_limits()?;
         let writer = match self.audit_dir {
             None => None,
@@ -468,7 +468,7 @@ impl ServeMonitoringArgs {
                     .map(|days| Duration::from_secs(days.saturating_mul(86_400)));
                 config.key = self.audit_key_file.as_deref().map(read_key).transpose()?;
                 config.encryption =
-                    segment_keys(store)?.map(|keys| Arc::new(keys) as Arc<dyn SegmentKeys>);
+                    master.map(|key| Arc::new(MasterKeySegments(key)) as Arc<dyn SegmentKeys>);
                 let writer = testudo_audit::AuditWriter::open(config)
                     .map_err(|err| CliError::Failed(format!("audit log: {err}")))?;
                 Some(Arc::new(writer))

@@ -690,7 +690,7 @@ impl ServeBackupArgs {
     pub fn start(
         &self,
         kv: Arc<dyn Kv>,
-        store_args: &StoreArgs,
+        master: Option<MasterKey>,
         audit: Option<Arc<dyn AuditSink>>,
         data_dir: &Path,
     ) -> Result<Option<Arc<ServerBackups>>, CliError> {
@@ -714,7 +714,7 @@ impl ServeBackupArgs {
         std::fs::create_dir_all(dir).map_err(|err| {
             CliError::Failed(format!("could not create {}: {err}", dir.display()))
         })?;
-        let master = store::master_key(store_args)?.map(Arc::new);
+        let master = master.map(Arc::new);
         let on_run: testudo_backup::RunHook = {
             let audit = audit.clone();
             let dir = dir.clone();
@@ -749,9 +749,9 @@ impl ServeBackupArgs {
         );
         // With a master key the store seals values per database, and backups hold them as
         // stored: a restore opens them with the keys of the databases they came from.
-        let unseal = store::master_key_source(store_args)?.map(|source| Unsealer {
+        let unseal = master.as_ref().map(|master| Unsealer {
             data_dir: data_dir.to_path_buf(),
-            source,
+            master: Arc::clone(master),
         });
         Ok(Some(Arc::new(ServerBackups {
             dir: dir.clone(),
@@ -1115,16 +1115,12 @@ impl BackupService for ServerBackups {
 /// are there; a destroyed key stays destroyed).
 struct Unsealer {
     data_dir: PathBuf,
-    source: testudo_storage_redb::keys::MasterKeySource,
+    master: Arc<MasterKey>,
 }
 
 impl Unsealer {
     fn keys(&self, raw: &dyn Kv) -> Result<DatabaseKeys, BackupFailure> {
-        let master = self
-            .source
-            .load()
-            .map_err(|e| BackupFailure::Failed(format!("cannot load the master key: {e}")))?;
-        DatabaseKeys::open(&self.data_dir, master, raw)
+        DatabaseKeys::open(&self.data_dir, self.master.duplicate(), raw)
             .map_err(|e| BackupFailure::Failed(format!("cannot load the per-database keys: {e}")))
     }
 }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use clap::Args;
 use testudo_engine::{Engine, EngineConfig, EngineOptions};
 use testudo_server::{ServerConfig, TlsConfig, TlsFiles};
+use testudo_storage_redb::keys::MasterKey;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -183,11 +184,22 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let root_secret = root_secret::resolve(source, &args.data_dir, &mut std::io::stdout())?;
 
     // Before the engine: it records its security decisions in the same audit log.
-    let monitoring = args.monitoring.start(&args.store).await?;
+    // The master key is loaded once (a --master-key-command runs once) for the store, the
+    // audit log and the backups.
+    let master = store::master_key(&args.store)?;
+    let monitoring = args
+        .monitoring
+        .start(master.as_ref().map(MasterKey::duplicate))
+        .await?;
     // The engine writes through the per-database sealing store; backups copy values as
     // stored (still sealed), so a deleted database stays unreadable in them.
     let db_keys_copy_dir = args.db_keys.copy_dir(args.backup.dir());
-    let opened = store::open_for_engine(&args.data_dir, &args.store, db_keys_copy_dir, args.dev)?;
+    let opened = store::open_for_engine(
+        &args.data_dir,
+        master.as_ref().map(MasterKey::duplicate),
+        db_keys_copy_dir,
+        args.dev,
+    )?;
     let mut options = EngineOptions {
         jwt: args.jwt.options()?,
         audit: monitoring.audit_sink(),
@@ -197,7 +209,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     };
     let backups = args.backup.start(
         Arc::clone(&opened.raw),
-        &args.store,
+        master,
         monitoring.audit_sink(),
         &args.data_dir,
     )?;

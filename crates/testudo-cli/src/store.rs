@@ -118,13 +118,16 @@ pub struct OpenedStore {
 
 /// Opens (creating if needed) the store kept in `data_dir` for the server: with a master
 /// key, values are sealed per database. `dev` is `serve --dev`.
+///
+/// `master` is the key `options` names, loaded once by the caller (a `--master-key-command`
+/// runs once per start, whatever else needs the key).
 pub fn open_for_engine(
     data_dir: &Path,
-    options: &StoreArgs,
+    master: Option<MasterKey>,
     db_keys_copy_dir: Option<&Path>,
     dev: bool,
 ) -> Result<OpenedStore, CliError> {
-    let (raw, master) = open_with_key(data_dir, options, dev)?;
+    let raw = open_loaded(data_dir, master.as_ref(), dev)?;
     let Some(master) = master else {
         return Ok(OpenedStore {
             kv: Arc::clone(&raw),
@@ -191,18 +194,19 @@ impl DatabaseKeyring for EngineKeys {
 /// Opens (creating if needed) the store kept in `data_dir`, values as stored (for backups
 /// and tools: with a master key, values stay sealed per database). `dev` is `serve --dev`.
 pub fn open(data_dir: &Path, options: &StoreArgs, dev: bool) -> Result<Arc<dyn Kv>, CliError> {
-    open_with_key(data_dir, options, dev).map(|(kv, _)| kv)
+    open_loaded(data_dir, master_key(options)?.as_ref(), dev)
 }
 
-fn open_with_key(
+/// Opens the store in `data_dir` with an already loaded master key (if any), announcing
+/// whether it is encrypted.
+fn open_loaded(
     data_dir: &Path,
-    options: &StoreArgs,
+    master: Option<&MasterKey>,
     dev: bool,
-) -> Result<(Arc<dyn Kv>, Option<MasterKey>), CliError> {
-    let master = master_key(options)?;
-    let kv = open_store(data_dir, master.as_ref(), LocalKvOptions::default())
+) -> Result<Arc<dyn Kv>, CliError> {
+    let kv = open_store(data_dir, master, LocalKvOptions::default())
         .map_err(|e| store_error(data_dir, e))?;
-    match &master {
+    match master {
         Some(master) => tracing::info!(
             master_key = %master.fingerprint(),
             "encryption at rest is on (AES-256-GCM)"
@@ -215,7 +219,7 @@ fn open_with_key(
             data_dir.display()
         ),
     }
-    Ok((Arc::new(kv), master))
+    Ok(Arc::new(kv))
 }
 
 /// A key failure as the CLI reports it: the operator has to fix the configuration.

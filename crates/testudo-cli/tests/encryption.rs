@@ -314,14 +314,32 @@ fn the_key_may_come_from_the_environment_or_a_command() {
         &["--dev"],
         &[("TESTUDO_MASTER_KEY", text.trim())],
     ));
-    let command = format!("cat {}", key_path.display());
+    // The command runs once per start, however many parts of the server need the key (the
+    // store, the audit log, the backups): a KMS is asked once.
+    let runs = keys_dir.path().join("runs");
+    let command = format!(
+        "echo run >> {} && cat {}",
+        runs.display(),
+        key_path.display()
+    );
+    let audit = keys_dir.path().join("audit");
+    let backups = keys_dir.path().join("backups");
     let server = TestServer::start(
         data.path(),
-        &["--dev", "--master-key-command", &command],
+        &[
+            "--dev",
+            "--master-key-command",
+            &command,
+            "--audit-dir",
+            audit.to_str().unwrap(),
+            "--backup-dir",
+            backups.to_str().unwrap(),
+        ],
         &[],
     );
     server.wait_for_log("encryption at rest is on");
     stop(server);
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "run\n");
 }
 
 #[test]

@@ -160,9 +160,10 @@ impl MasterKey {
         Ok(MasterKey::from_bytes(&bytes))
     }
 
-    /// A second handle on the same key, for a server that keeps it to unwrap the data key of
-    /// an online rotation (the derived wrapping key only; the key's own bytes are not kept).
-    pub(crate) fn duplicate(&self) -> MasterKey {
+    /// A second handle on the same key (the derived wrapping key only; the key's own bytes
+    /// are not kept): for a server that keeps it to unwrap the data key of an online
+    /// rotation, and one that loads the key once for its store, audit log and backups.
+    pub fn duplicate(&self) -> MasterKey {
         MasterKey {
             wrapping: self.wrapping.clone(),
             fingerprint: self.fingerprint,
