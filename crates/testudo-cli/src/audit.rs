@@ -533,8 +533,9 @@ impl Monitoring {
     }
 
     /// Adds the store's series to `/metrics`: commits, backend batches and their sizes
-    /// (`testudo_commit_batch_size`, transactions per batch) and the data directory's size
-    /// (`testudo_storage_bytes`, summed at each scrape).
+    /// (`testudo_commit_batch_size`, transactions per batch), the data directory's size
+    /// (`testudo_storage_bytes`, summed at each scrape) and an online data-key rotation's
+    /// progress (`testudo_data_key_rotation_progress`).
     pub fn watch_store(&self, engine: &Arc<testudo_engine::Engine>, data_dir: &Path) {
         let metrics = &self.metrics;
         let stats = {
@@ -578,6 +579,18 @@ impl Monitoring {
             "testudo_storage_bytes",
             "Bytes of the files in the data directory.",
             move || Some(directory_bytes(&dir) as f64),
+        );
+        // Read from the keyring and the rotation journal at each scrape (two small reads):
+        // 0 when no data-key rotation runs, else the fraction of blocks re-sealed so far.
+        let dir = data_dir.to_path_buf();
+        metrics.register_gauge(
+            "testudo_data_key_rotation_progress",
+            "Online data-key rotation: fraction of the data file re-sealed under the new key \
+             (absent when none runs).",
+            move || {
+                let status = testudo_storage_redb::rotation_status(&dir).ok()??;
+                Some(status.done as f64 / status.total.max(1) as f64)
+            },
         );
     }
 
