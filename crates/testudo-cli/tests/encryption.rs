@@ -809,6 +809,23 @@ fn rotate_data(data_dir: &Path, key: &Path, extra: &[&str]) -> (ExitStatus, Stri
     run_to_exit(keys(&args))
 }
 
+/// The two collections the rotation tests fill (`Bulk`) and write to meanwhile (`Ledger`).
+fn create_rotation_collections(addr: std::net::SocketAddr) {
+    for name in ["Bulk", "Ledger"] {
+        let (status, _) = query(addr, &format!("Collection.create({{ name: '{name}' }})")).unwrap();
+        assert_eq!(status, 200);
+    }
+}
+
+/// `bulk` documents are in `Bulk`, and every acknowledged write in `acked` is stored.
+fn assert_all_stored(addr: std::net::SocketAddr, bulk: usize, acked: &[String]) {
+    let (stored, tags) = stored_marks(addr);
+    assert_eq!(stored, bulk);
+    for tag in acked {
+        assert!(tags.contains(tag), "acknowledged write {tag} lost");
+    }
+}
+
 fn verify_blocks(data_dir: &Path, key: &Path) {
     let (status, stdout, stderr) = run_to_exit(keys(&[
         "verify",
@@ -827,14 +844,7 @@ fn keys_rotate_data_re_encrypts_online_while_a_writer_keeps_writing() {
     let (key_path, _) = key_file(keys_dir.path(), "master.key");
     let data = tempfile::tempdir().unwrap();
     let server = start(data.path(), &key_path);
-    for name in ["Bulk", "Ledger"] {
-        let (status, _) = query(
-            server.addr,
-            &format!("Collection.create({{ name: '{name}' }})"),
-        )
-        .unwrap();
-        assert_eq!(status, 200);
-    }
+    create_rotation_collections(server.addr);
     fill(server.addr, 200, 4000);
     let (before, _) = keyring_state(data.path());
     assert_eq!(before.len(), 1);
@@ -852,11 +862,7 @@ fn keys_rotate_data_re_encrypts_online_while_a_writer_keeps_writing() {
     assert!(!rotating);
     assert_eq!(after.len(), 1, "{after:?}");
     assert_ne!(after[0].0, before[0].0);
-    let (bulk, tags) = stored_marks(server.addr);
-    assert_eq!(bulk, 200);
-    for tag in &acked {
-        assert!(tags.contains(tag), "acknowledged write {tag} lost");
-    }
+    assert_all_stored(server.addr, 200, &acked);
     // The server said what it did, by key ids, never with key material.
     server.wait_for_log("data-key rotation started");
     server.wait_for_log("data-key rotation finished");
@@ -871,14 +877,7 @@ fn keys_rotate_data_re_encrypts_online_while_a_writer_keeps_writing() {
     verify_blocks(data.path(), &key_path);
 
     let server = start(data.path(), &key_path);
-    let (bulk, tags) = stored_marks(server.addr);
-    assert_eq!(bulk, 200);
-    for tag in &acked {
-        assert!(
-            tags.contains(tag),
-            "acknowledged write {tag} lost after a restart"
-        );
-    }
+    assert_all_stored(server.addr, 200, &acked);
     stop(server);
 }
 
@@ -891,14 +890,7 @@ fn an_online_rotation_killed_by_kill_9_resumes_at_the_next_start_and_loses_nothi
     let slow = [("TESTUDO_ROTATION_DUTY", "0.01")];
     let key_arg = ["--dev", "--master-key-file", key_path.to_str().unwrap()];
     let mut server = TestServer::start(data.path(), &key_arg, &slow);
-    for name in ["Bulk", "Ledger"] {
-        let (status, _) = query(
-            server.addr,
-            &format!("Collection.create({{ name: '{name}' }})"),
-        )
-        .unwrap();
-        assert_eq!(status, 200);
-    }
+    create_rotation_collections(server.addr);
     fill(server.addr, 600, 8000);
     let stop_writing = Arc::new(AtomicBool::new(false));
     let writing = writer(server.addr, "killed", Arc::clone(&stop_writing));
@@ -935,11 +927,7 @@ fn an_online_rotation_killed_by_kill_9_resumes_at_the_next_start_and_loses_nothi
         after[0].0, held[1].0,
         "the resumed rotation used another key"
     );
-    let (bulk, tags) = stored_marks(server.addr);
-    assert_eq!(bulk, 600);
-    for tag in &acked {
-        assert!(tags.contains(tag), "acknowledged write {tag} lost");
-    }
+    assert_all_stored(server.addr, 600, &acked);
     stop(server);
     verify_blocks(data.path(), &key_path);
 }
