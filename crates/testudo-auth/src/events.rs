@@ -271,11 +271,23 @@ struct Fields<'a> {
 /// Where security events go.
 pub trait EventSink: Send + Sync {
     fn emit(&self, event: AuthEvent);
+
+    /// [`EventSink::emit`] for an event in a database whose path of names from the root the
+    /// caller knows (`""` is the root): a sink that records paths (the audit log) keeps it;
+    /// the others ignore it.
+    fn emit_at(&self, event: AuthEvent, path: Option<&str>) {
+        let _ = path;
+        self.emit(event);
+    }
 }
 
 impl<S: EventSink + ?Sized> EventSink for Arc<S> {
     fn emit(&self, event: AuthEvent) {
         (**self).emit(event);
+    }
+
+    fn emit_at(&self, event: AuthEvent, path: Option<&str>) {
+        (**self).emit_at(event, path);
     }
 }
 

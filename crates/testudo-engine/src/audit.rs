@@ -196,19 +196,28 @@ pub struct AuditedEvents {
 
 impl EventSink for AuditedEvents {
     fn emit(&self, event: AuthEvent) {
-        if let Some(record) = translate(&event) {
+        self.emit_at(event, None);
+    }
+
+    fn emit_at(&self, event: AuthEvent, path: Option<&str>) {
+        if let Some(record) = translate(&event, path) {
             self.audit.record(record);
         }
-        self.log.emit(event);
+        self.log.emit_at(event, path);
     }
 }
 
-/// The audit record of an authentication event; `None` for events the query trail
-/// records itself (key and token documents are changes like any other).
-fn translate(event: &AuthEvent) -> Option<AuditEvent> {
+/// The audit record of an authentication event in the database at `path` (when known);
+/// `None` for events the query trail records itself (key and token documents are changes
+/// like any other).
+fn translate(event: &AuthEvent, path: Option<&str>) -> Option<AuditEvent> {
+    let database = |db: u64| DatabaseRef {
+        id: db,
+        path: path.map(str::to_owned),
+    };
     let login = |db: u64, method: &str, outcome: Outcome, client, token| {
         AuditEvent::Login(Login {
-            database: DatabaseRef::id(db),
+            database: database(db),
             identity: None,
             method: method.into(),
             outcome,
@@ -218,7 +227,7 @@ fn translate(event: &AuthEvent) -> Option<AuditEvent> {
     };
     let mfa = |db: u64, action: &str, outcome: Outcome| {
         AuditEvent::Mfa(Mfa {
-            database: DatabaseRef::id(db),
+            database: database(db),
             identity: None,
             action: action.into(),
             outcome,

@@ -640,7 +640,9 @@ impl Interp<'_> {
             },
             _ => return,
         };
-        self.shared.events.emit(event);
+        self.shared
+            .events
+            .emit_at(event, self.scope.path.as_deref());
     }
 
     /// A fresh document id (also used for collection ids).

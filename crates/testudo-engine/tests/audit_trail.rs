@@ -218,3 +218,51 @@ fn records_of_a_child_database_name_it_by_path_and_follow_a_rename() {
         .collect();
     assert_eq!(root_changes, vec![Some(String::new())]);
 }
+
+#[test]
+fn logins_and_mfa_events_name_their_database_by_path() {
+    let (e, sink) = audited();
+    ok(&e, ROOT, "Database.create({ name: 'shop' })");
+    let shop = "root-secret:shop:admin";
+    ok(&e, shop, "Collection.create({ name: 'User' })");
+    ok(
+        &e,
+        shop,
+        "User.create({ id: '1' }); Credential.create({ document: User.byId('1'), password: 'hunter2 hunter2' })",
+    );
+    ok(
+        &e,
+        shop,
+        "Credential.byDocument(User.byId('1'))!.login('hunter2 hunter2')",
+    );
+    assert!(
+        q(
+            &e,
+            shop,
+            "Credential.byDocument(User.byId('1'))!.login('wrong password')"
+        )
+        .is_err()
+    );
+    ok(
+        &e,
+        shop,
+        "Credential.byDocument(User.byId('1'))!.enrollTotp()",
+    );
+    let events = sink.events();
+    let logins: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            AuditEvent::Login(l) => Some(l.database.path.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logins, vec![Some("shop".to_owned()); 2]);
+    let mfa: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            AuditEvent::Mfa(m) => Some(m.database.path.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(mfa, vec![Some("shop".to_owned())]);
+}

@@ -211,10 +211,13 @@ fn create_key(it: &mut Interp<'_>, input: &Object) -> R<Value> {
     it.put_doc(r, Action::Create, "create", stored, ttl)?;
     let secret = issue_secret(it, SecretKind::Key, r.id)?;
     it.show_once(r, "secret", Value::string(secret));
-    it.shared.events.emit(AuthEvent::KeyCreated {
-        db: it.db().0,
-        key_id: r.id.0,
-    });
+    it.shared.events.emit_at(
+        AuthEvent::KeyCreated {
+            db: it.db().0,
+            key_id: r.id.0,
+        },
+        it.scope.path.as_deref(),
+    );
     Ok(Value::Doc(r))
 }
 
@@ -275,7 +278,7 @@ fn new_token(
         token_id: r.id.0,
         identity: event_doc(it, identity),
     };
-    it.shared.events.emit(event);
+    it.shared.events.emit_at(event, it.scope.path.as_deref());
     Ok(Value::Doc(r))
 }
 
@@ -414,7 +417,7 @@ pub fn write_credential(it: &mut Interp<'_>, r: DocRef, patch: &Object, replace:
                 db: it.db().0,
                 identity: event_doc(it, identity),
             };
-            it.shared.events.emit(event);
+            it.shared.events.emit_at(event, it.scope.path.as_deref());
         }
     }
     it.auth_changed = true;
@@ -460,13 +463,16 @@ fn check_password(
     let attempt = match shared.throttle.begin(&throttle_keys, now) {
         Ok(attempt) => attempt,
         Err(throttled) => {
-            shared.events.emit(AuthEvent::LoginThrottled {
-                db: db.0,
-                identity: who,
-                address: it.client,
-                retry_after: throttled.retry_after,
-                locked: throttled.locked,
-            });
+            shared.events.emit_at(
+                AuthEvent::LoginThrottled {
+                    db: db.0,
+                    identity: who,
+                    address: it.client,
+                    retry_after: throttled.retry_after,
+                    locked: throttled.locked,
+                },
+                it.scope.path.as_deref(),
+            );
             return fail(
                 ErrorCode::InvalidSecret,
                 format!(
@@ -490,12 +496,15 @@ fn check_password(
     };
     if !ok {
         attempt.failed(Instant::now());
-        shared.events.emit(AuthEvent::LoginFailed {
-            db: db.0,
-            identity: who,
-            address: it.client,
-            reason: LoginFailure::WrongPassword,
-        });
+        shared.events.emit_at(
+            AuthEvent::LoginFailed {
+                db: db.0,
+                identity: who,
+                address: it.client,
+                reason: LoginFailure::WrongPassword,
+            },
+            it.scope.path.as_deref(),
+        );
         return Ok(false);
     }
     // A second factor, when enrolled: checked for logins (`verify` checks the password
@@ -520,12 +529,15 @@ fn check_password(
                 } else {
                     MfaFailure::WrongCode
                 };
-                shared.events.emit(AuthEvent::MfaFailed {
-                    db: db.0,
-                    identity: who,
-                    address: it.client,
-                    reason,
-                });
+                shared.events.emit_at(
+                    AuthEvent::MfaFailed {
+                        db: db.0,
+                        identity: who,
+                        address: it.client,
+                        reason,
+                    },
+                    it.scope.path.as_deref(),
+                );
                 return Ok(false);
             }
         }
@@ -582,7 +594,7 @@ fn login(it: &mut Interp<'_>, r: DocRef, args: &[Value]) -> R<Value> {
         token_id: t.id.0,
         address: it.client,
     };
-    it.shared.events.emit(event);
+    it.shared.events.emit_at(event, it.scope.path.as_deref());
     Ok(token)
 }
 
@@ -610,7 +622,7 @@ fn enroll_totp(it: &mut Interp<'_>, r: DocRef) -> R<Value> {
             db: it.db().0,
             identity: event_doc(it, d),
         };
-        it.shared.events.emit(event);
+        it.shared.events.emit_at(event, it.scope.path.as_deref());
     }
     it.auth_changed = true;
     let mut out = Object::new();
