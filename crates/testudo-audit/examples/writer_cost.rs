@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use testudo_audit::{
-    AuditEvent, AuditSink, AuditWriter, CredentialRef, DatabaseRef, Ops, Outcome, RequestRecord,
-    TraceId, WhenFull, WriterConfig, query_hash_parts, verify,
+    AuditEvent, AuditSink, AuditWriter, CredentialRef, DatabaseRef, Ops, Outcome, QueryHash,
+    RequestRecord, TraceId, WhenFull, WriterConfig, query_hash_parts, verify,
 };
 
 /// Ticks per second of the `utime`/`stime` fields of `/proc/*/stat`.
@@ -55,7 +55,7 @@ fn writer_stat() -> Option<String> {
 /// What the query handler leaves for `observe::answered`, as in a point read by the root key.
 struct Facts {
     database_path: Arc<str>,
-    query_hash: String,
+    query_hash: QueryHash,
     txn_ts: u64,
 }
 
@@ -71,13 +71,11 @@ fn record(facts: &Facts, i: u64, traceparent: &str) -> AuditEvent {
         client: Some(std::net::IpAddr::from([127, 0, 0, 1])),
         database: Some(DatabaseRef {
             id: 0,
-            path: Some(facts.database_path.as_ref().to_owned()),
+            path: Some(Arc::clone(&facts.database_path)),
         }),
         credential: Some(CredentialRef::Root),
         txn_ts: Some(facts.txn_ts + i),
-        // The handler computes the hash per request; here it is cloned, which allocates the
-        // same way.
-        query_hash: Some(facts.query_hash.clone()),
+        query_hash: Some(facts.query_hash),
         tags: None,
         ops: Some(Ops {
             compute: 1,

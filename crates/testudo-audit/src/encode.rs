@@ -137,8 +137,10 @@ fn write_request(out: &mut Vec<u8>, r: &RequestRecord) {
         number(out, ts);
     }
     if let Some(hash) = &r.query_hash {
-        out.extend_from_slice(b",\"query_hash\":");
-        string(out, hash);
+        // Hex digits: nothing to escape.
+        out.extend_from_slice(b",\"query_hash\":\"");
+        out.extend_from_slice(&hash.hex());
+        out.push(b'"');
     }
     if let Some(tags) = &r.tags {
         out.extend_from_slice(b",\"tags\":");
@@ -178,11 +180,11 @@ mod tests {
             client: Some("::1".parse().unwrap()),
             database: Some(DatabaseRef {
                 id: 7,
-                path: Some("app/\"quoted\"\n".to_owned()),
+                path: Some("app/\"quoted\"\n".into()),
             }),
             credential: Some(CredentialRef::Key { database: 7, id: 9 }),
             txn_ts: Some(1_795_803_691_266_621),
-            query_hash: Some("ab".repeat(32)),
+            query_hash: Some(crate::event::query_hash(b"Books.all()")),
             tags: Some("team=a,note=é\u{1}\\".to_owned()),
             ops: Some(Ops {
                 compute: 1,

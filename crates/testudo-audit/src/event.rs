@@ -4,8 +4,11 @@
 //! them. Ids are the numeric ids of the engine (`DbId`, `DocId`), timestamps microseconds.
 //!
 //! A request record is built on the query path for every request and dropped on the writer
-//! thread, so its usual fields need no allocation: fixed texts are `Cow::Borrowed`
-//! (`endpoint`, [`Outcome::code`]), the trace id is inline ([`TraceId`]).
+//! thread, so its usual fields own no heap memory: fixed texts are `Cow::Borrowed`
+//! (`endpoint`, [`Outcome::code`]), the trace id and the query hash are inline ([`TraceId`],
+//! [`QueryHash`]), the database's path is shared with the credential's scope (`Arc<str>`).
+//! A block allocated on one thread and freed on another is what glibc's per-thread arenas
+//! handle worst (docs/BENCHMARKS.md, "Audit log on vs off").
 //!
 //! **Invariants:** no type here has a field for a secret, a password, a query's text or its
 //! arguments — a record names a credential by its id and a query by the SHA-256 of its text
@@ -14,6 +17,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -61,7 +65,7 @@ impl AuditEvent {
 pub struct DatabaseRef {
     pub id: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<Arc<str>>,
 }
 
 impl DatabaseRef {
@@ -202,7 +206,7 @@ pub struct RequestRecord {
     pub txn_ts: Option<u64>,
     /// [`query_hash`] of the query's FQL text (never its arguments).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub query_hash: Option<String>,
+    pub query_hash: Option<QueryHash>,
     /// The client's `X-Query-Tags`, as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<String>,
@@ -319,21 +323,74 @@ pub struct BackupRecord {
     pub snapshot_ts: Option<u64>,
 }
 
-/// The SHA-256 of a query's text, lowercase hex: identifies repeated queries without
-/// keeping their text (which may embed literals the client considers private).
-pub fn query_hash(text: &[u8]) -> String {
-    crate::chain::hex(ring::digest::digest(&ring::digest::SHA256, text).as_ref())
+/// The SHA-256 of a query's text: identifies repeated queries without keeping their text
+/// (which may embed literals the client considers private). Kept as its 32 bytes and written
+/// as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QueryHash([u8; 32]);
+
+impl QueryHash {
+    /// Parses 64 lowercase hex digits, the form [`QueryHash`] is written in.
+    pub fn parse(text: &str) -> Option<QueryHash> {
+        crate::chain::parse_link(text).map(QueryHash)
+    }
+
+    /// The 64 hex digits, without allocating.
+    pub fn hex(&self) -> [u8; 64] {
+        crate::chain::hex_link(&self.0)
+    }
+}
+
+impl std::fmt::Display for QueryHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hex = self.hex();
+        // Hex digits are ASCII.
+        f.write_str(std::str::from_utf8(&hex).unwrap_or_default())
+    }
+}
+
+impl std::fmt::Debug for QueryHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for QueryHash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let hex = self.hex();
+        serializer.serialize_str(std::str::from_utf8(&hex).unwrap_or_default())
+    }
+}
+
+impl<'de> Deserialize<'de> for QueryHash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<QueryHash, D::Error> {
+        let text = Cow::<'de, str>::deserialize(deserializer)?;
+        QueryHash::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom("a query hash is 64 lowercase hex digits"))
+    }
+}
+
+/// The [`QueryHash`] of a query's text.
+pub fn query_hash(text: &[u8]) -> QueryHash {
+    query_hash_of(ring::digest::digest(&ring::digest::SHA256, text))
 }
 
 /// [`query_hash`] of a query template: its text fragments in order, each interpolated value
 /// standing as one NUL byte (values are arguments, never hashed). A plain string query —
 /// one text fragment — hashes like [`query_hash`] of its text.
-pub fn query_hash_parts<'a>(parts: impl IntoIterator<Item = Option<&'a str>>) -> String {
+pub fn query_hash_parts<'a>(parts: impl IntoIterator<Item = Option<&'a str>>) -> QueryHash {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     for part in parts {
         ctx.update(part.map_or(&[0u8][..], str::as_bytes));
     }
-    crate::chain::hex(ctx.finish().as_ref())
+    query_hash_of(ctx.finish())
+}
+
+fn query_hash_of(digest: ring::digest::Digest) -> QueryHash {
+    let mut bytes = [0u8; 32];
+    // SHA-256 digests are 32 bytes.
+    bytes.copy_from_slice(&digest.as_ref()[..32]);
+    QueryHash(bytes)
 }
 
 #[cfg(test)]
@@ -362,10 +419,17 @@ mod tests {
     #[test]
     fn a_plain_query_hashes_like_its_text_and_values_do_not_count() {
         assert_eq!(query_hash_parts([Some("1 + 1")]), query_hash(b"1 + 1"));
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(query_hash(b"").to_string(), empty);
         assert_eq!(
-            query_hash(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            serde_json::to_string(&query_hash(b"")).unwrap(),
+            format!("\"{empty}\"")
         );
+        let back: QueryHash = serde_json::from_str(&format!("\"{empty}\"")).unwrap();
+        assert_eq!(back, query_hash(b""));
+        for bad in [&empty[1..], &empty.to_uppercase(), "zz"] {
+            assert_eq!(QueryHash::parse(bad), None, "{bad}");
+        }
         let template = query_hash_parts([Some("Books.byId("), None, Some(")")]);
         assert_ne!(template, query_hash(b"Books.byId()"));
         assert_eq!(

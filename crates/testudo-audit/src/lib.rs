@@ -34,7 +34,8 @@ mod writer;
 pub use chain::GENESIS;
 pub use event::{
     AuditEvent, AuthFailure, BackupRecord, Change, CredentialRef, DatabaseRef, Denial,
-    ElevatedCall, Login, Mfa, Ops, Outcome, RequestRecord, TraceId, query_hash, query_hash_parts,
+    ElevatedCall, Login, Mfa, Ops, Outcome, QueryHash, RequestRecord, TraceId, query_hash,
+    query_hash_parts,
 };
 pub use read::{Filter, ReadError, ReadSummary, read_records, tail};
 pub use seal::{AeadKey, SegmentKeys};

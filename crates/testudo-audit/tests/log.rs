@@ -286,7 +286,7 @@ fn export_filters_by_time_database_and_outcome() {
     writer.record(AuditEvent::Denied(Denial {
         database: DatabaseRef {
             id: 9,
-            path: Some("app/tenant".to_owned()),
+            path: Some("app/tenant".into()),
         },
         credential: CredentialRef::Token {
             database: 9,
@@ -369,5 +369,8 @@ fn a_request_record_is_one_flat_json_object_without_the_query_text() {
     assert!(text.starts_with("{\"seq\":2,\"time\":\""), "{text}");
     assert!(text.contains("\"kind\":\"request\""), "{text}");
     assert!(!text.contains("Books.byId"), "{text}");
-    assert!(text.contains(&query_hash(b"Books.byId(0)")), "{text}");
+    assert!(
+        text.contains(&query_hash(b"Books.byId(0)").to_string()),
+        "{text}"
+    );
 }

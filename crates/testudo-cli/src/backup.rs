@@ -985,7 +985,10 @@ fn audit_backup(
         operation: "backup".into(),
         target,
         outcome,
-        database: Some(DatabaseRef { id: db.0, path }),
+        database: Some(DatabaseRef {
+            id: db.0,
+            path: path.map(Into::into),
+        }),
         // The schedule's own backup: nobody asked for it.
         credential: None,
         snapshot_ts: ts,

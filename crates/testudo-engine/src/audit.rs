@@ -66,7 +66,7 @@ pub fn database_path(txn: &mut Txn, db: DbId) -> Result<Option<Arc<str>>, KvErro
 pub fn database_ref(scope: &Scope) -> DatabaseRef {
     DatabaseRef {
         id: scope.db.0,
-        path: scope.path.as_deref().map(str::to_owned),
+        path: scope.path.clone(),
     }
 }
 
@@ -213,7 +213,7 @@ impl EventSink for AuditedEvents {
 fn translate(event: &AuthEvent, path: Option<&str>) -> Option<AuditEvent> {
     let database = |db: u64| DatabaseRef {
         id: db,
-        path: path.map(str::to_owned),
+        path: path.map(Into::into),
     };
     let login = |db: u64, method: &str, outcome: Outcome, client, token| {
         AuditEvent::Login(Login {

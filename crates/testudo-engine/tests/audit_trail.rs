@@ -197,7 +197,9 @@ fn records_of_a_child_database_name_it_by_path_and_follow_a_rename() {
         .events()
         .into_iter()
         .filter_map(|e| match e {
-            AuditEvent::Change(c) if c.object == "collection" => Some((c.name, c.database.path)),
+            AuditEvent::Change(c) if c.object == "collection" => {
+                Some((c.name, c.database.path.as_deref().map(str::to_owned)))
+            }
             _ => None,
         })
         .collect();
@@ -212,7 +214,9 @@ fn records_of_a_child_database_name_it_by_path_and_follow_a_rename() {
         .events()
         .into_iter()
         .filter_map(|e| match e {
-            AuditEvent::Change(c) if c.name == "app" => Some(c.database.path),
+            AuditEvent::Change(c) if c.name == "app" => {
+                Some(c.database.path.as_deref().map(str::to_owned))
+            }
             _ => None,
         })
         .collect();
@@ -252,7 +256,7 @@ fn logins_and_mfa_events_name_their_database_by_path() {
     let logins: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
-            AuditEvent::Login(l) => Some(l.database.path.clone()),
+            AuditEvent::Login(l) => Some(l.database.path.as_deref().map(str::to_owned)),
             _ => None,
         })
         .collect();
@@ -260,7 +264,7 @@ fn logins_and_mfa_events_name_their_database_by_path() {
     let mfa: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
-            AuditEvent::Mfa(m) => Some(m.database.path.clone()),
+            AuditEvent::Mfa(m) => Some(m.database.path.as_deref().map(str::to_owned)),
             _ => None,
         })
         .collect();

@@ -192,7 +192,10 @@ fn audit(it: &mut Interp<'_>, operation: &str, target: String, outcome: Outcome,
         operation: operation.into(),
         target,
         outcome,
-        database: Some(DatabaseRef { id: db.0, path }),
+        database: Some(DatabaseRef {
+            id: db.0,
+            path: path.map(Into::into),
+        }),
         credential: Some(crate::audit::credential_ref(&it.scope)),
         snapshot_ts: ts,
     }));

@@ -16,7 +16,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Body;
-use testudo_audit::{Ops, query_hash_parts};
+use testudo_audit::{Ops, QueryHash, query_hash_parts};
 use testudo_engine::{Fragment, QueryRequest};
 
 use crate::auth::presented_secret;
@@ -70,7 +70,7 @@ struct Ran {
     refused: bool,
     txn_ts: u64,
     ops: Ops,
-    query_hash: Option<String>,
+    query_hash: Option<QueryHash>,
 }
 
 async fn run<B>(
