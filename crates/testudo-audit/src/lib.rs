@@ -13,6 +13,8 @@
 //!   by earlier versions with SHA-256 or HMAC-SHA256 still verify).
 //! - `verify.rs`: [`verify`] walks every segment and names the first bad record.
 //! - `read.rs`: [`read_records`] and [`Filter`], behind `testudo audit tail` and `export`.
+//! - `seal.rs`: encrypted segments; `rewrap.rs`: [`rewrap`], which moves the segments' data
+//!   keys to a new master key after a rotation (readers consult its file).
 //!
 //! **Invariants:** no record carries a secret, a password, a query's text or its arguments;
 //! recording never does I/O on the caller's thread; a log this crate wrote verifies until
@@ -24,6 +26,7 @@ mod chain;
 mod encode;
 mod event;
 mod read;
+mod rewrap;
 mod seal;
 mod segment;
 mod sink;
@@ -38,6 +41,7 @@ pub use event::{
     query_hash_parts,
 };
 pub use read::{Filter, ReadError, ReadSummary, read_records, tail};
+pub use rewrap::{KEYS_FILE, RewrapError, RewrapReport, rewrap};
 pub use seal::{AeadKey, SegmentKeys};
 pub use sink::{AuditSink, MemorySink, SinkStats};
 pub use time::{format_us, now_us, parse_since};

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::rewrap::SegmentOpener;
 use crate::seal::{self, AeadKey, SegmentKeys};
 use crate::segment;
 use crate::time::parse_rfc3339;
@@ -119,7 +120,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ReadError + '_ {
 fn segment_key(
     number: u64,
     start: &segment::Line,
-    keys: Option<&dyn SegmentKeys>,
+    keys: Option<&SegmentOpener<'_>>,
 ) -> Result<Option<AeadKey>, ReadError> {
     let Some(wrapped) = start.str_field("data_key") else {
         return Ok(None);
@@ -128,7 +129,7 @@ fn segment_key(
         return Err(ReadError::KeyNeeded { segment: number });
     };
     seal::decode_wrapped(wrapped)
-        .and_then(|wrapped| keys.open(&wrapped))
+        .and_then(|wrapped| keys.open(number, &wrapped))
         .map(Some)
         .ok_or_else(|| ReadError::WrongKey {
             segment: number,
@@ -143,7 +144,7 @@ fn read_segment(
     dir: &Path,
     number: u64,
     filter: &Filter,
-    keys: Option<&dyn SegmentKeys>,
+    keys: Option<&SegmentOpener<'_>>,
     summary: &mut ReadSummary,
     each: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<(), ReadError> {
@@ -195,8 +196,20 @@ fn read_segment(
     Ok(())
 }
 
+/// The opener of `dir`'s encrypted segments under `keys` (with the keys a master key
+/// rotation rewrapped, `rewrap.rs`).
+fn opener<'k>(
+    dir: &Path,
+    keys: Option<&'k dyn SegmentKeys>,
+) -> Result<Option<SegmentOpener<'k>>, ReadError> {
+    keys.map(|keys| SegmentOpener::new(dir, keys))
+        .transpose()
+        .map_err(io_err(&dir.join(crate::rewrap::KEYS_FILE)))
+}
+
 /// Calls `each` with every matching record of the log, oldest first. Encrypted segments
-/// need `keys` (the master key they were written under).
+/// need `keys` (the master key they were written under, or the one a rotation rewrapped
+/// their keys under).
 pub fn read_records(
     dir: &Path,
     filter: &Filter,
@@ -204,8 +217,9 @@ pub fn read_records(
     mut each: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<ReadSummary, ReadError> {
     let mut summary = ReadSummary::default();
+    let keys = opener(dir, keys)?;
     for number in segment::list(dir).map_err(io_err(dir))? {
-        read_segment(dir, number, filter, keys, &mut summary, &mut each)?;
+        read_segment(dir, number, filter, keys.as_ref(), &mut summary, &mut each)?;
     }
     Ok(summary)
 }
@@ -220,18 +234,26 @@ pub fn tail(
 ) -> Result<Vec<Vec<u8>>, ReadError> {
     let mut out: VecDeque<Vec<u8>> = VecDeque::new();
     let mut summary = ReadSummary::default();
+    let keys = opener(dir, keys)?;
     for number in segment::list(dir).map_err(io_err(dir))?.into_iter().rev() {
         if out.len() >= n {
             break;
         }
         let mut these = VecDeque::new();
-        read_segment(dir, number, filter, keys, &mut summary, &mut |record| {
-            these.push_back(record.to_vec());
-            if these.len() > n {
-                these.pop_front();
-            }
-            Ok(())
-        })?;
+        read_segment(
+            dir,
+            number,
+            filter,
+            keys.as_ref(),
+            &mut summary,
+            &mut |record| {
+                these.push_back(record.to_vec());
+                if these.len() > n {
+                    these.pop_front();
+                }
+                Ok(())
+            },
+        )?;
         while out.len() < n
             && let Some(record) = these.pop_back()
         {

@@ -116,13 +116,10 @@ pub mod testing {
         LessSafeKey::new(UnboundKey::new(&AES_256_GCM, bytes).unwrap())
     }
 
-    impl SegmentKeys for RawKeys {
-        fn fresh(&self) -> io::Result<(AeadKey, Vec<u8>)> {
-            let rng = SystemRandom::new();
-            let mut key = [0u8; 32];
+    impl RawKeys {
+        fn wrap(&self, key: &[u8]) -> Vec<u8> {
             let mut n = [0u8; NONCE_LEN];
-            rng.fill(&mut key).unwrap();
-            rng.fill(&mut n).unwrap();
+            SystemRandom::new().fill(&mut n).unwrap();
             let mut wrapped = key.to_vec();
             aead(&self.0)
                 .seal_in_place_append_tag(
@@ -133,10 +130,10 @@ pub mod testing {
                 .unwrap();
             let mut out = n.to_vec();
             out.extend_from_slice(&wrapped);
-            Ok((aead(&key), out))
+            out
         }
 
-        fn open(&self, wrapped: &[u8]) -> Option<AeadKey> {
+        fn unwrap(&self, wrapped: &[u8]) -> Option<Vec<u8>> {
             let (n, sealed) = wrapped.split_at_checked(NONCE_LEN)?;
             let mut sealed = sealed.to_vec();
             let key = aead(&self.0)
@@ -146,7 +143,24 @@ pub mod testing {
                     &mut sealed,
                 )
                 .ok()?;
-            Some(aead(key))
+            Some(key.to_vec())
+        }
+
+        /// `wrapped`, wrapped by `old`, rewrapped by these keys.
+        pub fn rewrap_from(&self, old: &RawKeys, wrapped: &[u8]) -> Option<Vec<u8>> {
+            old.unwrap(wrapped).map(|key| self.wrap(&key))
+        }
+    }
+
+    impl SegmentKeys for RawKeys {
+        fn fresh(&self) -> io::Result<(AeadKey, Vec<u8>)> {
+            let mut key = [0u8; 32];
+            SystemRandom::new().fill(&mut key).unwrap();
+            Ok((aead(&key), self.wrap(&key)))
+        }
+
+        fn open(&self, wrapped: &[u8]) -> Option<AeadKey> {
+            self.unwrap(wrapped).map(|key| aead(&key))
         }
 
         fn fingerprint(&self) -> String {

@@ -23,6 +23,7 @@ use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
 use crate::chain::{Chain, GENESIS, Link, hex};
+use crate::rewrap::SegmentOpener;
 use crate::seal::{self, AeadKey, SegmentKeys};
 use crate::segment::{self, LineError};
 
@@ -119,9 +120,13 @@ pub fn verify(
     let (Some(&first), Some(&newest)) = (numbers.first(), numbers.last()) else {
         return Err(VerifyError::Empty(dir.to_path_buf()));
     };
+    let keys = keys
+        .map(|keys| SegmentOpener::new(dir, keys))
+        .transpose()
+        .map_err(io_err(&dir.join(crate::rewrap::KEYS_FILE)))?;
     let mut walk = Walk {
         key,
-        keys,
+        keys: keys.as_ref(),
         encrypted: 0,
         opened: 0,
         previous_end: None,
@@ -199,7 +204,7 @@ impl From<VerifyError> for WalkError {
 
 struct Walk<'k> {
     key: Option<&'k [u8; 32]>,
-    keys: Option<&'k dyn SegmentKeys>,
+    keys: Option<&'k SegmentOpener<'k>>,
     encrypted: u64,
     opened: u64,
     /// The last link of the previous segment.
@@ -380,7 +385,7 @@ impl Walk<'_> {
         let Some(wrapped) = seal::decode_wrapped(wrapped) else {
             return Err(broken(number, 1, "the wrapped data key is not base64").into());
         };
-        match keys.open(&wrapped) {
+        match keys.open(number, &wrapped) {
             Some(key) => Ok(Some(Some(key))),
             None => Err(VerifyError::WrongKey {
                 segment: number,

@@ -1,5 +1,5 @@
-//! `testudo audit verify|tail|export`: checking and reading the audit log that `testudo serve
-//! --audit-dir` writes.
+//! `testudo audit verify|tail|export|rewrap`: checking and reading the audit log that
+//! `testudo serve --audit-dir` writes, and moving its keys to a new master key.
 //!
 //! `verify` exits 0 when every segment checks out and 1 naming the first bad record
 //! (`segment S, record R: why`); `tail` and `export` print one JSON object per line on
@@ -10,6 +10,9 @@
 //! (`testudo_audit`'s `seal.rs`). `verify` checks the chain without the master key and
 //! also opens every record with it; `tail` and `export` need it (the same
 //! `--master-key-file`, `TESTUDO_MASTER_KEY` or `--master-key-command` as `serve`).
+//! After a master key rotation, `rewrap` (or `keys rotate-master --audit-dir`) rewraps the
+//! segments' data keys under the new master key (`testudo_audit`'s `rewrap.rs`), so the old
+//! one can be destroyed.
 //!
 //! **Invariants:** these commands only read the log (they work on a copy, and on the
 //! directory of a running server); the key given with `--key-file` and the master key are
@@ -103,6 +106,18 @@ enum AuditCommand {
         #[command(flatten)]
         store: store::StoreArgs,
     },
+    /// Rewrap the data keys of an encrypted log's segments under a new master key (after
+    /// `testudo keys rotate-master`), so that the old master key is no longer needed to
+    /// read them. Safe while the server runs; run it again once the server has restarted
+    /// with the new key, for the segments it started meanwhile.
+    Rewrap {
+        dir: PathBuf,
+        /// The old master key (the one the segments were written under).
+        #[command(flatten)]
+        store: store::StoreArgs,
+        #[command(flatten)]
+        new: crate::keys::NewMasterKeyArgs,
+    },
 }
 
 #[derive(Args)]
@@ -166,6 +181,18 @@ pub fn run(args: AuditArgs) -> Result<(), CliError> {
             }
             out.flush().map_err(stdout_error)
         }
+        AuditCommand::Rewrap { dir, store, new } => {
+            let old = store::master_key(&store)?.ok_or_else(|| {
+                CliError::Refused(
+                    "give the old master key with --master-key-file, TESTUDO_MASTER_KEY or \
+                     --master-key-command"
+                        .to_owned(),
+                )
+            })?;
+            let summary = rewrap_segment_keys(&dir, &old, &new.load()?)?;
+            println!("{summary}");
+            Ok(())
+        }
         AuditCommand::Export { dir, filter, store } => {
             let keys = segment_keys(&store)?;
             let filter = filter.filter()?;
@@ -190,6 +217,51 @@ pub fn run(args: AuditArgs) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// Rewraps the data keys of the encrypted segments in `dir` from `old` to `new`; the
+/// summary line to print. Fails naming the segments whose key neither master key opens.
+pub fn rewrap_segment_keys(
+    dir: &Path,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<String, CliError> {
+    let rewrap_key = |wrapped: &[u8]| {
+        let key = old.unwrap(&WrappedKey::from_bytes(wrapped)?, AUDIT_KEY_CONTEXT)?;
+        let rewrapped = new.wrap(&key, AUDIT_KEY_CONTEXT).ok()?;
+        Some(rewrapped.as_bytes().to_vec())
+    };
+    let new_segments = MasterKeySegments(new.duplicate());
+    let report =
+        testudo_audit::rewrap(dir, &new_segments, &rewrap_key).map_err(|err| match err {
+            testudo_audit::RewrapError::Busy { .. } => CliError::Refused(err.to_string()),
+            other => CliError::Failed(other.to_string()),
+        })?;
+    if !report.unopened.is_empty() {
+        let segments: Vec<String> = report
+            .unopened
+            .iter()
+            .map(|(segment, key_id)| format!("{segment} (key {key_id})"))
+            .collect();
+        return Err(CliError::Failed(format!(
+            "{} of {} encrypted audit segments are wrapped by neither master key {} nor {}, \
+             and were left as they were: segments {}",
+            report.unopened.len(),
+            report.encrypted,
+            old.fingerprint(),
+            new.fingerprint(),
+            segments.join(", ")
+        )));
+    }
+    Ok(format!(
+        "the audit segments in {} open under master key {}: {} rewrapped, {} already did \
+         ({} encrypted)",
+        dir.display(),
+        new.fingerprint(),
+        report.rewrapped,
+        report.already,
+        report.encrypted
+    ))
 }
 
 /// A read failure; a missing or wrong master key is the operator's to fix.

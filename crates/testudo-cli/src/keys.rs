@@ -4,7 +4,8 @@
 //! - `keys rotate-master`: rewraps the store's data keys (and the per-database keys in
 //!   `dbkeys`) under a new master key; no data is
 //!   rewritten, the keyring file is replaced atomically, and it may run while the server runs
-//!   (which needs the new key at its next start).
+//!   (which needs the new key at its next start). With `--audit-dir`, the audit log's
+//!   segment keys too (`testudo audit rewrap`).
 //! - `keys rotate-data`: re-encrypts every block of the data file under a new data key. With
 //!   the server running (the data file is locked), online: the new key goes into the keyring
 //!   as a rotation request, the server re-seals the file in the background, and the command
@@ -89,6 +90,19 @@ struct RotateMasterArgs {
     #[command(flatten)]
     dir: StoreDir,
 
+    #[command(flatten)]
+    new: NewMasterKeyArgs,
+
+    /// The audit directory of an encrypted audit log (`--audit-dir` of `testudo serve`):
+    /// its segments' keys are rewrapped under the new master key too, so that the old one
+    /// is no longer needed to read them.
+    #[arg(long, value_name = "DIR")]
+    audit_dir: Option<PathBuf>,
+}
+
+/// Where the new master key of a rotation comes from.
+#[derive(Args)]
+pub struct NewMasterKeyArgs {
     /// The new master key's file (same format and permission rule as --master-key-file).
     /// Alternatives: the TESTUDO_NEW_MASTER_KEY environment variable, or
     /// --new-master-key-command.
@@ -151,7 +165,14 @@ fn current_key(dir: &StoreDir) -> Result<MasterKey, CliError> {
     })
 }
 
-fn new_key(args: &RotateMasterArgs) -> Result<MasterKey, CliError> {
+impl NewMasterKeyArgs {
+    /// Loads the new master key from the one source given.
+    pub fn load(&self) -> Result<MasterKey, CliError> {
+        new_key(self)
+    }
+}
+
+fn new_key(args: &NewMasterKeyArgs) -> Result<MasterKey, CliError> {
     let mut sources = Vec::new();
     if let Some(path) = &args.new_master_key_file {
         sources.push(MasterKeySource::File(path.clone()));
@@ -177,7 +198,7 @@ fn new_key(args: &RotateMasterArgs) -> Result<MasterKey, CliError> {
 
 fn rotate_master_key(args: &RotateMasterArgs) -> Result<(), CliError> {
     let old = current_key(&args.dir)?;
-    let new = new_key(args)?;
+    let new = new_key(&args.new)?;
     let dir = &args.dir.data_dir;
     rotate_master(dir, &old, &new).map_err(|e| store::store_error(dir, e))?;
     say(&format!(
@@ -186,7 +207,18 @@ fn rotate_master_key(args: &RotateMasterArgs) -> Result<(), CliError> {
         dir.display(),
         new.fingerprint(),
         old.fingerprint()
-    ))
+    ))?;
+    let Some(audit_dir) = &args.audit_dir else {
+        return Ok(());
+    };
+    let summary = crate::audit::rewrap_segment_keys(audit_dir, &old, &new).map_err(|err| {
+        CliError::Failed(format!(
+            "the store's keys were rotated, but not the audit log's: {err}; finish with \
+             `testudo audit rewrap {}` and both keys",
+            audit_dir.display()
+        ))
+    })?;
+    say(&summary)
 }
 
 /// How often a waiting `rotate-data` looks at the rotation's progress.

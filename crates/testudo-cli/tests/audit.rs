@@ -387,6 +387,160 @@ async fn with_a_master_key_the_audit_log_is_encrypted_and_names_databases_by_pat
     assert!(said.contains("opened and authenticated"), "{said}");
 }
 
+/// `testudo <args>` with the old master key in `TESTUDO_MASTER_KEY` and the new one in
+/// `TESTUDO_NEW_MASTER_KEY`.
+fn with_keys(args: &[&str], old: &str, new: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_testudo"))
+        .args(args)
+        .env("TESTUDO_MASTER_KEY", old)
+        .env("TESTUDO_NEW_MASTER_KEY", new)
+        .output()
+        .unwrap()
+}
+
+/// The `tags` of the request records `audit export` prints under `key`, or its exit code
+/// and stderr.
+fn exported_tags(audit_path: &str, key: &str) -> Result<Vec<String>, (Option<i32>, String)> {
+    let out = audit_with_key(&["export", audit_path], key);
+    if !out.status.success() {
+        return Err((out.status.code(), String::from_utf8(out.stderr).unwrap()));
+    }
+    Ok(String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            record["tags"].as_str().map(str::to_owned)
+        })
+        .collect())
+}
+
+async fn tagged_query(server: &TestServer, tag: &str) {
+    let auth = bearer(ROOT);
+    let response = server
+        .post_query(
+            serde_json::json!({ "query": "1 + 1" }).to_string(),
+            &[
+                ("authorization", auth.as_str()),
+                ("x-format", "simple"),
+                ("x-query-tags", tag),
+            ],
+        )
+        .await;
+    assert_eq!(response.status, 200, "{:?}", response.body);
+}
+
+/// base64 of 32 bytes of 9 and of 10.
+const THIRD_MASTER_KEY: &str = "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=";
+const UNRELATED_MASTER_KEY: &str = "CgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgo=";
+
+#[tokio::test]
+async fn a_master_key_rotation_takes_the_audit_log_along_and_the_old_key_can_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let data_path = data_dir.to_str().unwrap().to_owned();
+    let audit_dir = dir.path().join("audit");
+    let audit_path = audit_dir.to_str().unwrap().to_owned();
+    let serve = |key: &str| {
+        TestServer::start(
+            &data_dir,
+            &["--root-secret", ROOT, "--audit-dir", &audit_path],
+            &[("TESTUDO_MASTER_KEY", key)],
+        )
+    };
+    let mut server = serve(MASTER_KEY);
+    tagged_query(&server, "k=before").await;
+
+    // Rotated while the server runs: the store's keyring and the audit segments' keys.
+    let rotated = with_keys(
+        &[
+            "keys",
+            "rotate-master",
+            "--data-dir",
+            &data_path,
+            "--audit-dir",
+            &audit_path,
+        ],
+        MASTER_KEY,
+        OTHER_MASTER_KEY,
+    );
+    assert!(rotated.status.success(), "{rotated:?}");
+    let said = String::from_utf8(rotated.stdout).unwrap();
+    assert!(said.contains("1 rewrapped"), "{said}");
+    // The running server keeps writing into its segment, whose key is now rewrapped too.
+    tagged_query(&server, "k=during").await;
+    server.terminate();
+    assert!(server.wait_exit().success());
+
+    let mut server = serve(OTHER_MASTER_KEY);
+    tagged_query(&server, "k=after").await;
+    server.terminate();
+    assert!(server.wait_exit().success());
+
+    // The new key reads and authenticates everything; the old one no longer reads the
+    // newest segment.
+    assert_eq!(
+        exported_tags(&audit_path, OTHER_MASTER_KEY).unwrap(),
+        ["k=before", "k=during", "k=after"]
+    );
+    let verified = audit_with_key(&["verify", &audit_path], OTHER_MASTER_KEY);
+    assert!(verified.status.success(), "{verified:?}");
+    let (code, message) = exported_tags(&audit_path, MASTER_KEY).unwrap_err();
+    assert_eq!(code, Some(2), "{message}");
+
+    // A rotation without --audit-dir leaves the log behind until `audit rewrap`.
+    let rotated = with_keys(
+        &["keys", "rotate-master", "--data-dir", &data_path],
+        OTHER_MASTER_KEY,
+        THIRD_MASTER_KEY,
+    );
+    assert!(rotated.status.success(), "{rotated:?}");
+    let (code, message) = exported_tags(&audit_path, THIRD_MASTER_KEY).unwrap_err();
+    assert_eq!(code, Some(2), "{message}");
+    assert!(message.contains("not under the key given"), "{message}");
+
+    // With the wrong old key, nothing can be rewrapped, and the command says which segments.
+    let wrong = with_keys(
+        &["audit", "rewrap", &audit_path],
+        UNRELATED_MASTER_KEY,
+        THIRD_MASTER_KEY,
+    );
+    assert_eq!(wrong.status.code(), Some(1), "{wrong:?}");
+    let message = String::from_utf8(wrong.stderr).unwrap();
+    assert!(message.contains("wrapped by neither"), "{message}");
+
+    let rewrapped = with_keys(
+        &["audit", "rewrap", &audit_path],
+        OTHER_MASTER_KEY,
+        THIRD_MASTER_KEY,
+    );
+    assert!(rewrapped.status.success(), "{rewrapped:?}");
+    let said = String::from_utf8(rewrapped.stdout).unwrap();
+    assert!(said.contains("2 rewrapped"), "{said}");
+    assert_eq!(
+        exported_tags(&audit_path, THIRD_MASTER_KEY).unwrap(),
+        ["k=before", "k=during", "k=after"]
+    );
+    let again = with_keys(
+        &["audit", "rewrap", &audit_path],
+        OTHER_MASTER_KEY,
+        THIRD_MASTER_KEY,
+    );
+    let said = String::from_utf8(again.stdout).unwrap();
+    assert!(said.contains("0 rewrapped, 2 already"), "{said}");
+    // No key text in what the commands printed or wrote.
+    let files = every_file_under(&audit_dir);
+    for key in [
+        MASTER_KEY,
+        OTHER_MASTER_KEY,
+        THIRD_MASTER_KEY,
+        UNRELATED_MASTER_KEY,
+    ] {
+        assert!(!contains(&files, key));
+        assert!(!said.contains(key));
+    }
+}
+
 fn metrics_address(server: &TestServer) -> String {
     let line = server
         .stdout()
