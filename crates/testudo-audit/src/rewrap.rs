@@ -278,29 +278,12 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::event::{AuditEvent, Outcome, RequestRecord};
     use crate::read::{Filter, ReadError, read_records};
     use crate::seal::testing::RawKeys;
     use crate::sink::AuditSink;
     use crate::verify::{VerifyError, verify};
+    use crate::writer::tests::tagged;
     use crate::writer::{AuditWriter, WriterConfig};
-
-    fn tagged(tag: String) -> AuditEvent {
-        AuditEvent::Request(RequestRecord {
-            endpoint: "/query/1".into(),
-            status: 200,
-            outcome: Outcome::ok(),
-            duration_us: 1,
-            client: None,
-            database: None,
-            credential: None,
-            txn_ts: None,
-            query_hash: None,
-            tags: Some(tag),
-            ops: None,
-            trace_id: None,
-        })
-    }
 
     /// Appends `n` records tagged `tag-i` in segments of a few records each, encrypted under
     /// `keys`; returns the segment numbers now in `dir`.
@@ -310,7 +293,7 @@ mod tests {
         config.segment_bytes = 600;
         let writer = AuditWriter::open(config).unwrap();
         for i in 0..n {
-            writer.record(tagged(format!("{tag}-{i}")));
+            writer.record(tagged(&format!("{tag}-{i}")));
         }
         writer.close();
         segment::list(dir).unwrap()

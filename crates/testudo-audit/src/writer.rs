@@ -745,7 +745,7 @@ fn recover(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::event::{Outcome, RequestRecord};
     use crate::read::{Filter, read_records};
@@ -765,6 +765,15 @@ mod tests {
             ops: None,
             trace_id: None,
         })
+    }
+
+    /// A request record with these tags (tests tell records apart by them).
+    pub(crate) fn tagged(tag: &str) -> AuditEvent {
+        let AuditEvent::Request(mut record) = event() else {
+            unreachable!()
+        };
+        record.tags = Some(tag.to_owned());
+        AuditEvent::Request(record)
     }
 
     #[test]
@@ -855,14 +864,6 @@ mod tests {
         assert_eq!(spares.boxes.lock().unwrap().len(), SPARE_BOXES - 1);
         spares.give_back(&mut more);
         assert_eq!(spares.boxes.lock().unwrap().len(), SPARE_BOXES);
-    }
-
-    fn tagged(tag: &str) -> AuditEvent {
-        let AuditEvent::Request(mut record) = event() else {
-            unreachable!()
-        };
-        record.tags = Some(tag.to_owned());
-        AuditEvent::Request(record)
     }
 
     fn every_byte(dir: &Path) -> Vec<u8> {
