@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
+use rustls::pki_types::ServerName;
 use testudo_audit::{AuditEvent, AuditSink, BackupRecord as AuditBackup, DatabaseRef, Outcome};
 use testudo_backup::{BackupError, EntryStatus, SnapshotOptions};
 use testudo_engine::Engine;
@@ -90,17 +91,31 @@ struct ListArgs {
     remote: RemoteArgs,
 }
 
-/// A running server, reached over HTTP with an admin secret: backups of the database the
-/// secret belongs to (the root secret: the whole server).
+/// A running server, reached over HTTP or HTTPS with an admin secret: backups of the
+/// database the secret belongs to (the root secret: the whole server).
 #[derive(Args)]
 struct RemoteArgs {
-    /// The server's URL (`http://host:port`).
+    /// The server's URL (`http://host:port` or `https://host:port`).
     #[arg(long, value_name = "URL")]
     url: Option<String>,
 
     /// An admin secret of the database to back up or restore into.
     #[arg(long, env = "TESTUDO_SECRET", hide_env_values = true, requires = "url")]
     secret: Option<String>,
+
+    /// For an https:// URL: the CA certificates (PEM) to trust instead of the public web
+    /// PKI's roots, e.g. the private CA that signed the server's `--tls-cert`.
+    #[arg(long, value_name = "PATH", requires = "url")]
+    tls_ca: Option<PathBuf>,
+
+    /// For a server that requires client certificates (`serve --tls-client-ca`): this
+    /// client's certificate chain (PEM).
+    #[arg(long, value_name = "PATH", requires_all = ["url", "tls_client_key"])]
+    tls_client_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-client-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_client_cert")]
+    tls_client_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -453,17 +468,76 @@ impl RemoteArgs {
         let uri: http::Uri = url
             .parse()
             .map_err(|e| CliError::Refused(format!("--url {url}: {e}")))?;
-        if uri.scheme_str() != Some("http") {
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
+                return Err(CliError::Refused(format!(
+                    "--url {url}: give http://host:port or https://host:port"
+                )));
+            }
+        };
+        if !https && (self.tls_ca.is_some() || self.tls_client_cert.is_some()) {
             return Err(CliError::Refused(format!(
-                "--url {url}: only http:// is supported here (run it on the server's host, or \
-                 through a tunnel, for a TLS-only server)"
+                "--url {url}: the --tls-* options need an https:// URL"
             )));
         }
         let Some(host) = uri.host() else {
             return Err(CliError::Refused(format!("--url {url} names no host")));
         };
-        let authority = format!("{host}:{}", uri.port_u16().unwrap_or(80));
-        Ok(Some(Remote { authority, secret }))
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let authority = format!("{host}:{port}");
+        let tls = if https {
+            // An IPv6 literal is bracketed in a URL, not in a certificate's name.
+            let name = host.trim_start_matches('[').trim_end_matches(']');
+            let name = ServerName::try_from(name.to_owned()).map_err(|e| {
+                CliError::Refused(format!("--url {url}: {host} is not a TLS server name: {e}"))
+            })?;
+            Some((self.tls_config()?, name))
+        } else {
+            None
+        };
+        Ok(Some(Remote {
+            authority,
+            secret,
+            tls,
+        }))
+    }
+
+    /// The client's TLS settings: whom to trust, and what to present when asked.
+    fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, CliError> {
+        let tls_error = |e: testudo_server::TlsError| CliError::Refused(e.to_string());
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.tls_ca {
+            Some(path) => {
+                for cert in testudo_server::read_tls_certificates(path).map_err(tls_error)? {
+                    roots.add(cert).map_err(|e| {
+                        CliError::Refused(format!("--tls-ca {}: {e}", path.display()))
+                    })?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| CliError::Failed(format!("TLS: {e}")))?
+            .with_root_certificates(roots);
+        let mut config = match (&self.tls_client_cert, &self.tls_client_key) {
+            (Some(cert), Some(key)) => {
+                let chain = testudo_server::read_tls_certificates(cert).map_err(tls_error)?;
+                let key = testudo_server::read_tls_key(key).map_err(tls_error)?;
+                builder.with_client_auth_cert(chain, key).map_err(|e| {
+                    CliError::Refused(format!(
+                        "--tls-client-cert {} and its key do not go together: {e}",
+                        cert.display()
+                    ))
+                })?
+            }
+            _ => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
     }
 }
 
@@ -471,6 +545,8 @@ impl RemoteArgs {
 struct Remote {
     authority: String,
     secret: String,
+    /// For https://: the client's settings and the name the certificate must carry.
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
 }
 
 impl Remote {
@@ -501,18 +577,12 @@ impl Remote {
     }
 
     async fn post(&self, body: String) -> Result<(u16, bytes::Bytes), CliError> {
-        use http_body_util::BodyExt;
         let failed = |e: &dyn std::fmt::Display| {
             CliError::Failed(format!("cannot reach {}: {e}", self.authority))
         };
         let stream = tokio::net::TcpStream::connect(&self.authority)
             .await
             .map_err(|e| failed(&e))?;
-        let io = hyper_util::rt::TokioIo::new(stream);
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| failed(&e))?;
-        let driver = tokio::spawn(connection);
         let request = http::Request::post("/query/1")
             .header("host", &self.authority)
             .header("authorization", format!("Bearer {}", self.secret))
@@ -521,17 +591,69 @@ impl Remote {
             .header("x-query-timeout-ms", "600000")
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .map_err(|e| failed(&e))?;
-        let response = sender.send_request(request).await.map_err(|e| failed(&e))?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
+        let Some((config, name)) = &self.tls else {
+            return exchange(hyper_util::rt::TokioIo::new(stream), request)
+                .await
+                .map_err(|e| failed(&with_sources(&e)));
+        };
+        let stream = tokio_rustls::TlsConnector::from(Arc::clone(config))
+            .connect(name.clone(), stream)
             .await
-            .map_err(|e| failed(&e))?
-            .to_bytes();
-        driver.abort();
-        Ok((status, bytes))
+            .map_err(|e| {
+                let hint = if e.to_string().contains("UnknownIssuer") {
+                    " (give the CA that signed the server's certificate with --tls-ca)"
+                } else {
+                    ""
+                };
+                CliError::Failed(format!(
+                    "cannot reach {} over TLS: {e}{hint}",
+                    self.authority
+                ))
+            })?;
+        exchange(hyper_util::rt::TokioIo::new(stream), request)
+            .await
+            .map_err(|e| {
+                // With TLS 1.3 a refused client certificate surfaces here, after the handshake.
+                let why = with_sources(&e);
+                let hint = if why.contains("CertificateRequired") {
+                    " (the server requires a client certificate: give --tls-client-cert and \
+                     --tls-client-key)"
+                } else {
+                    ""
+                };
+                CliError::Failed(format!("cannot reach {}: {why}{hint}", self.authority))
+            })
     }
+}
+
+/// An error and its causes, `: `-separated (hyper's own message alone says little).
+fn with_sources(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// One HTTP/1.1 request over `io`: the status and the whole body.
+async fn exchange<I>(
+    io: I,
+    request: http::Request<http_body_util::Full<bytes::Bytes>>,
+) -> Result<(u16, bytes::Bytes), hyper::Error>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    use http_body_util::BodyExt;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+    let driver = tokio::spawn(connection);
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    driver.abort();
+    Ok((status, bytes))
 }
 
 fn file_size(path: &Path) -> Option<u64> {

@@ -412,3 +412,86 @@ fn a_certificate_without_its_key_is_a_usage_error() {
     .unwrap();
     assert_eq!(status.code(), Some(2));
 }
+
+/// `testudo <args>` with the dev server's root secret; (exit code, stdout, stderr).
+fn cli(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_testudo"))
+        .args(args)
+        .env("TESTUDO_SECRET", "secret")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    (out.status.code(), text(out.stdout), text(out.stderr))
+}
+
+#[test]
+fn the_backup_cli_reaches_a_tls_server_through_its_ca_and_a_client_certificate() {
+    let pki = Pki::new("Testudo test CA");
+    let clients = Pki::new("Client CA");
+    let backups = tempfile::tempdir().unwrap();
+    let client_ca = clients.write_ca("client-ca.pem");
+    let server = TlsServer::start(
+        &pki.server("server"),
+        &[
+            "--backup-dir",
+            backups.path().to_str().unwrap(),
+            "--tls-client-ca",
+            client_ca.to_str().unwrap(),
+        ],
+    );
+    let ca = pki.write_ca("ca.pem");
+    let app = clients.client("app");
+    let by_name = format!("https://localhost:{}", server.addr.port());
+    let by_address = format!("https://{}", server.addr);
+    let identity = [
+        "--tls-client-cert",
+        app.cert_path.to_str().unwrap(),
+        "--tls-client-key",
+        app.key_path.to_str().unwrap(),
+    ];
+    let with = |command: &[&str], url: &str, extra: &[&str]| {
+        let mut args = command.to_vec();
+        args.extend_from_slice(&["--url", url]);
+        args.extend_from_slice(extra);
+        cli(&args)
+    };
+    let trusted: Vec<&str> = ["--tls-ca", ca.to_str().unwrap()]
+        .into_iter()
+        .chain(identity)
+        .collect();
+
+    let (code, out, err) = with(&["backup", "create"], &by_name, &trusted);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let name = out.split_whitespace().nth(1).unwrap().to_owned();
+    let (code, out, err) = with(&["backup", "list"], &by_address, &trusted);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&name), "{out}");
+
+    // The public roots do not vouch for a private CA, and the message says what to give.
+    let (code, _, err) = with(&["backup", "list"], &by_name, &identity);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--tls-ca"), "{err}");
+    // The server wants a client certificate.
+    let (code, _, err) = with(
+        &["backup", "list"],
+        &by_name,
+        &["--tls-ca", ca.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--tls-client-cert"), "{err}");
+    // Another CA's server certificate is refused even with a client certificate.
+    let other = Pki::new("Other CA");
+    let other_ca = other.write_ca("other-ca.pem");
+    let wrong: Vec<&str> = ["--tls-ca", other_ca.to_str().unwrap()]
+        .into_iter()
+        .chain(identity)
+        .collect();
+    let (code, _, err) = with(&["backup", "list"], &by_name, &wrong);
+    assert_eq!(code, Some(1), "{err}");
+    // TLS options with a plain URL are a mistake, not ignored.
+    let plain = format!("http://{}", server.addr);
+    let (code, _, err) = with(&["backup", "list"], &plain, &trusted);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("https://"), "{err}");
+}

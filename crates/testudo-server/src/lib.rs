@@ -43,4 +43,7 @@ pub use error::{ProtocolCode, ProtocolError};
 pub use metrics::{HistogramValue, Metrics, serve_metrics};
 pub use request::{DEFAULT_QUERY_TIMEOUT, MAX_QUERY_TIMEOUT_MS};
 pub use server::{ServeError, serve, serve_tls};
-pub use tls::{TlsConfig, TlsError, TlsFiles};
+pub use tls::{
+    TlsConfig, TlsError, TlsFiles, read_certificates as read_tls_certificates,
+    read_key as read_tls_key,
+};
