@@ -204,3 +204,50 @@ fn refusals_are_held_back_so_a_flood_in_a_loop_is_slowed_and_the_sibling_is_not(
     .unwrap();
     assert_eq!(refused.status.code(), Some(2));
 }
+
+#[test]
+fn a_tenants_children_share_one_refusal_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(
+        &dir.path().join("data"),
+        &[
+            "--dev",
+            "--rate-limit-refusal-delay-ms",
+            "1",
+            "--rate-limit-refusals-per-second",
+            "20",
+        ],
+        &[],
+    );
+    let mut root = Conn::open(server.addr, "secret");
+    let (status, _) =
+        root.query("Database.create({ name: 'tenant', limits: { queries_per_second: 1 } }); null");
+    assert_eq!(status, 200);
+    let mut tenant = Conn::open(server.addr, "secret:tenant:admin");
+    let (status, _) =
+        tenant.query("Database.create({ name: 'a' }); Database.create({ name: 'b' }); null");
+    assert_eq!(status, 200);
+
+    // One flooder per child, at once: their refusals are answered from the tenant's one
+    // schedule, 20 a second between them, where a schedule per child would allow 40.
+    let started = std::time::Instant::now();
+    let flooders: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|child| {
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(addr, &format!("secret:tenant/{child}:admin"));
+                (0..12).filter(|_| conn.query("1 + 1").0 == 429).count()
+            })
+        })
+        .collect();
+    let refusals: usize = flooders.into_iter().map(|f| f.join().unwrap()).sum();
+    let elapsed = started.elapsed();
+    assert!(refusals >= 18, "only {refusals} of 24 refused");
+    // A lower bound only: a slow machine makes it longer, never shorter.
+    let one_schedule = Duration::from_secs_f64((refusals - 2) as f64 / 20.0);
+    assert!(
+        elapsed >= one_schedule,
+        "{refusals} refusals in {elapsed:?}: faster than one schedule allows"
+    );
+}

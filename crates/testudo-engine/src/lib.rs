@@ -234,6 +234,22 @@ impl Engine {
         })
     }
 
+    /// The outermost database whose rate limits apply to queries in `db`: the one whose
+    /// budget a tenant's whole subtree shares (a child that sets its own limits is still
+    /// inside it). `db` itself when none is known to apply. No storage access: it reads the
+    /// chain the last admission check cached.
+    ///
+    /// The server paces refusals per this database, so that a tenant flooding through many
+    /// children gets one refusal schedule, not one per child.
+    pub fn rate_limit_owner(&self, db: DbId) -> DbId {
+        let shared = &self.shared;
+        shared
+            .limiter
+            .cached_chain(db, shared.auth.epoch())
+            .and_then(|chain| chain.last().map(|(owner, _)| *owner))
+            .unwrap_or(db)
+    }
+
     /// Runs a query [`Engine::admit_fast`] admitted. Blocking: call it from a blocking
     /// thread.
     pub fn query_admitted(

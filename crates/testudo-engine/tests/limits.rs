@@ -223,3 +223,39 @@ fn the_fast_admission_decides_only_once_the_limits_are_cached_and_agrees_with_qu
     assert_eq!(refusal.outcome.unwrap_err().code.as_str(), "limit_exceeded");
     assert!(matches!(e.admit_fast(&scope), Some(Err(_))));
 }
+
+#[test]
+fn the_owner_of_a_limit_is_the_outermost_limited_database_of_the_chain() {
+    let e = engine();
+    ok(
+        &e,
+        ROOT,
+        "Database.create({ name: 'tenant', limits: { queries_per_second: 1000 } }); \
+         Database.create({ name: 'free' })",
+    );
+    ok(
+        &e,
+        &scoped("tenant"),
+        "Database.create({ name: 'app' }); \
+         Database.create({ name: 'own', limits: { queries_per_second: 500 } })",
+    );
+    let ids = |secret: &str| e.authenticate(secret).unwrap().db;
+    let tenant = ids(&scoped("tenant"));
+    let app = ids(&format!("{ROOT}:tenant/app:admin"));
+    let own = ids(&format!("{ROOT}:tenant/own:admin"));
+    let free = ids(&scoped("free"));
+    // Before any query read the limits, nothing is known: each database is its own.
+    assert_eq!(e.rate_limit_owner(app), app);
+    for secret in [
+        format!("{ROOT}:tenant/app:admin"),
+        format!("{ROOT}:tenant/own:admin"),
+        scoped("free"),
+    ] {
+        ok(&e, &secret, "1");
+    }
+    // A child with limits of its own or none: the tenant owns the budget they share.
+    assert_eq!(e.rate_limit_owner(app), tenant);
+    assert_eq!(e.rate_limit_owner(own), tenant);
+    // A database no limit applies to is its own.
+    assert_eq!(e.rate_limit_owner(free), free);
+}

@@ -4,12 +4,15 @@
 //! each refusal still costs the server the HTTP request, the secret's check and the 429
 //! (tens of µs of CPU). A client that floods in a loop — or over hundreds of connections —
 //! could thereby take the CPU its database's limit was meant to leave to the others. So a
-//! refusal is held back (the connection waits; no thread does) until a slot in its
-//! database's *refusal schedule*: never sooner than [`ServerConfig::refusal_delay`] after it
-//! was decided, and never sooner than `1 / refusals_per_second` after the database's
-//! previous refusal. A closed-loop flooder therefore gets at most `refusals_per_second`
-//! answers a second whatever its number of connections, and its requests arrive no faster
-//! than it gets answers. The drivers back off on a 429 far longer than these waits anyway.
+//! refusal is held back (the connection waits; no thread does) until a slot in the
+//! *refusal schedule* of the outermost database whose limits apply
+//! ([`Engine::rate_limit_owner`]; a tenant's children share its schedule, so flooding
+//! through many children gains nothing): never sooner than [`ServerConfig::refusal_delay`]
+//! after it was decided, and never sooner than `1 / refusals_per_second` after that
+//! schedule's previous refusal. A closed-loop flooder therefore gets at most
+//! `refusals_per_second` answers a second whatever its number of connections or children,
+//! and its requests arrive no faster than it gets answers. The drivers back off on a 429
+//! far longer than these waits anyway.
 //!
 //! A hold never exceeds [`MAX_HOLD`]: past that many seconds of queued refusals (a client
 //! with thousands of requests in flight at once), refusals are answered at that bound, so
@@ -21,6 +24,7 @@
 //! whose schedule is idle.
 //!
 //! [`ServerConfig::refusal_delay`]: crate::ServerConfig::refusal_delay
+//! [`Engine::rate_limit_owner`]: testudo_engine::Engine::rate_limit_owner
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -207,7 +207,8 @@ fn ops(stats: &testudo_engine::Stats) -> Ops {
 
 /// Waits until the refusal's slot in its database's refusal schedule (`refusals.rs`).
 async fn hold_refusal(state: &AppState, db: testudo_engine::DbId) {
-    let hold = state.refusals.hold(db, Instant::now());
+    let owner = state.engine.rate_limit_owner(db);
+    let hold = state.refusals.hold(owner, Instant::now());
     if !hold.is_zero() {
         tokio::time::sleep(hold).await;
     }
