@@ -254,6 +254,19 @@ fn rotate_data_key(args: &RotateDataArgs) -> Result<(), CliError> {
 
 fn rotate_data_online(args: &RotateDataArgs, master: &MasterKey) -> Result<(), CliError> {
     let dir = &args.dir.data_dir;
+    let given = master.fingerprint().to_string();
+    if let Some(in_use) = store::key_in_use(dir)
+        && in_use != given
+    {
+        // After `rotate-master` the running server still holds the old key: it could not
+        // unwrap a data key wrapped under the new one, and the rotation would never start.
+        return Err(CliError::Refused(format!(
+            "the running server opened {} with master key {in_use}, but the keyring is now \
+             under master key {given} (after `testudo keys rotate-master`): restart the \
+             server with the new master key, then run this again",
+            dir.display()
+        )));
+    }
     let status = request_rotation(dir, master).map_err(|e| store::store_error(dir, e))?;
     let RotationStatus { from, to, .. } = status;
     eprintln!(

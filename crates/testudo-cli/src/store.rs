@@ -121,6 +121,30 @@ pub struct OpenedStore {
 ///
 /// `master` is the key `options` names, loaded once by the caller (a `--master-key-command`
 /// runs once per start, whatever else needs the key).
+/// Names (by fingerprint) the master key the process holding the store's lock opened it
+/// with: a `keys rotate-data` run beside a server started before `keys rotate-master` would
+/// wrap the new data key under a master key that server does not have, so it checks this
+/// first (`keys.rs`).
+const KEY_IN_USE_FILE: &str = "master-key-in-use";
+
+/// Writes [`KEY_IN_USE_FILE`]. Advisory: a failure is logged, not fatal.
+fn record_key_in_use(data_dir: &Path, master: &MasterKey) {
+    let path = data_dir.join(KEY_IN_USE_FILE);
+    let temporary = data_dir.join(format!("{KEY_IN_USE_FILE}.tmp"));
+    let written = std::fs::write(&temporary, format!("{}\n", master.fingerprint()))
+        .and_then(|()| std::fs::rename(&temporary, &path));
+    if let Err(err) = written {
+        tracing::warn!(path = %path.display(), error = %err, "could not record the master key in use");
+    }
+}
+
+/// The fingerprint of the master key the store's lock holder opened it with, when it said.
+pub fn key_in_use(data_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(data_dir.join(KEY_IN_USE_FILE)).ok()?;
+    let fingerprint = text.trim();
+    (!fingerprint.is_empty()).then(|| fingerprint.to_owned())
+}
+
 pub fn open_for_engine(
     data_dir: &Path,
     master: Option<MasterKey>,
@@ -135,6 +159,7 @@ pub fn open_for_engine(
             database_keys: None,
         });
     };
+    record_key_in_use(data_dir, &master);
     if let Some(dir) = db_keys_copy_dir
         && raw.last_commit_ts().0 > 0
         && adopt_db_keys(dir, data_dir).map_err(|e| key_error(&e))?

@@ -931,3 +931,40 @@ fn an_online_rotation_killed_by_kill_9_resumes_at_the_next_start_and_loses_nothi
     stop(server);
     verify_blocks(data.path(), &key_path);
 }
+
+#[test]
+fn rotate_data_beside_a_server_that_predates_rotate_master_is_refused_until_it_restarts() {
+    let keys_dir = tempfile::tempdir().unwrap();
+    let (old_path, _) = key_file(keys_dir.path(), "old.key");
+    let (new_path, _) = key_file(keys_dir.path(), "new.key");
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &old_path);
+    create_rotation_collections(server.addr);
+    fill(server.addr, 20, 100);
+
+    let (status, _, stderr) = run_to_exit(keys(&[
+        "rotate-master",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--master-key-file",
+        old_path.to_str().unwrap(),
+        "--new-master-key-file",
+        new_path.to_str().unwrap(),
+    ]));
+    assert!(status.success(), "{stderr}");
+    // The server still holds the old key: a data key wrapped under the new one would be
+    // useless to it, so the rotation is refused up front, and nothing changes.
+    let (before, _) = keyring_state(data.path());
+    let (status, _, stderr) = rotate_data(data.path(), &new_path, &["--no-wait"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("restart the server"), "{stderr}");
+    assert_eq!(keyring_state(data.path()), (before, false));
+
+    stop(server);
+    let server = start(data.path(), &new_path);
+    let (status, stdout, stderr) = rotate_data(data.path(), &new_path, &[]);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("while the server ran"), "{stdout}");
+    assert_all_stored(server.addr, 20, &[]);
+    stop(server);
+}
