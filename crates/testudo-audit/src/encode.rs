@@ -232,7 +232,7 @@ mod tests {
             CredentialRef::Jwt {
                 database: 1,
                 provider: 4,
-                iss: Some("https://issuer".to_owned()),
+                iss: Some("https://issuer".into()),
                 sub: None,
             },
             CredentialRef::Other,

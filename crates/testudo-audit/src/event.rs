@@ -90,14 +90,15 @@ pub enum CredentialRef {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         identity: Option<(u64, u64)>,
     },
-    /// A JWT accepted by access provider `provider`, named by its issuer and subject claims.
+    /// A JWT accepted by access provider `provider`, named by its issuer and subject claims
+    /// (shared with the authenticated identity: naming them allocates nothing).
     Jwt {
         database: u64,
         provider: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        iss: Option<String>,
+        iss: Option<Arc<str>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        sub: Option<String>,
+        sub: Option<Arc<str>>,
     },
     /// Authenticated, but the producer could not say by what (a credential kind this
     /// version of the recorder does not know).

@@ -98,6 +98,31 @@ pub struct JwtIdentity {
     pub provider: DocId,
     /// The token's payload, as `Query.token()` returns it.
     pub claims: testudo_model::Data,
+    /// The `iss` and `sub` claims when they are strings: what the audit log names the
+    /// credential by, taken out once so that each request's record shares them.
+    pub iss: Option<std::sync::Arc<str>>,
+    pub sub: Option<std::sync::Arc<str>>,
+}
+
+impl JwtIdentity {
+    pub fn new(provider: DocId, claims: testudo_model::Data) -> JwtIdentity {
+        let claim = |name: &str| match &claims {
+            testudo_model::Data::Object(fields) => match fields.get(name) {
+                Some(testudo_model::Data::String(text)) => {
+                    Some(std::sync::Arc::from(text.as_str()))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let (iss, sub) = (claim("iss"), claim("sub"));
+        JwtIdentity {
+            provider,
+            claims,
+            iss,
+            sub,
+        }
+    }
 }
 
 impl PartialEq for JwtIdentity {

@@ -84,21 +84,15 @@ pub fn credential_ref(scope: &Scope) -> CredentialRef {
             identity: scope.identity.map(|(coll, doc)| (coll.0, doc.0)),
         },
         Credential::Jwt { db, provider } => {
-            let claim = |name: &str| match &scope.role {
-                Role::Jwt(jwt) => match &jwt.claims {
-                    Data::Object(claims) => match claims.get(name) {
-                        Some(Data::String(s)) => Some(s.clone()),
-                        _ => None,
-                    },
-                    _ => None,
-                },
-                _ => None,
+            let (iss, sub) = match &scope.role {
+                Role::Jwt(jwt) => (jwt.iss.clone(), jwt.sub.clone()),
+                _ => (None, None),
             };
             CredentialRef::Jwt {
                 database: db.0,
                 provider: provider.0,
-                iss: claim("iss"),
-                sub: claim("sub"),
+                iss,
+                sub,
             }
         }
     }

@@ -403,10 +403,10 @@ fn authenticate_jwt(shared: &EngineShared, token: &str) -> Result<(Scope, Time),
             .unwrap_or(i64::MAX / 1_000_000)
             .saturating_mul(1_000_000),
     );
-    let identity = JwtIdentity {
-        provider: provider.id,
-        claims: json_to_data(&serde_json::Value::Object(claims), 0),
-    };
+    let identity = JwtIdentity::new(
+        provider.id,
+        json_to_data(&serde_json::Value::Object(claims), 0),
+    );
     let scope = Scope {
         db,
         role: Role::Jwt(std::sync::Arc::new(identity)),

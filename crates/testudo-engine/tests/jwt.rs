@@ -137,6 +137,39 @@ fn a_valid_rs256_token_reads_with_the_provider_role_and_query_token_returns_its_
 }
 
 #[test]
+fn the_audit_names_a_jwt_by_its_issuer_and_subject_shared_with_the_identity() {
+    let e = jwt_engine();
+    let aud = setup(&e);
+    let scope = e.authenticate(&rs256("rsa-1", &claims(&aud))).unwrap();
+    let testudo_audit::CredentialRef::Jwt { iss, sub, .. } =
+        testudo_engine::audit_credential(&scope)
+    else {
+        panic!("not named as a JWT");
+    };
+    assert_eq!(
+        (iss.as_deref(), sub.as_deref()),
+        (Some(ISSUER), Some("user-42"))
+    );
+    // The same allocation as the identity's: naming the credential per request copies nothing.
+    let testudo_engine::Role::Jwt(identity) = &scope.role else {
+        panic!("not a JWT role");
+    };
+    assert!(std::sync::Arc::ptr_eq(
+        iss.as_ref().unwrap(),
+        identity.iss.as_ref().unwrap()
+    ));
+    // A subject that is not a string is left out rather than made up.
+    let mut numeric = claims(&aud);
+    numeric["sub"] = json!(42);
+    let scope = e.authenticate(&rs256("rsa-1", &numeric)).unwrap();
+    let testudo_audit::CredentialRef::Jwt { sub, .. } = testudo_engine::audit_credential(&scope)
+    else {
+        panic!("not named as a JWT");
+    };
+    assert_eq!(sub, None);
+}
+
+#[test]
 fn a_role_predicate_over_the_claims_adds_its_role() {
     let e = jwt_engine();
     let aud = setup(&e);
