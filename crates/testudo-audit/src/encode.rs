@@ -185,7 +185,7 @@ mod tests {
             credential: Some(CredentialRef::Key { database: 7, id: 9 }),
             txn_ts: Some(1_795_803_691_266_621),
             query_hash: Some(crate::event::query_hash(b"Books.all()")),
-            tags: Some("team=a,note=é\u{1}\\".to_owned()),
+            tags: Some("team=a,note=é\u{1}\\".into()),
             ops: Some(Ops {
                 compute: 1,
                 read: 2,

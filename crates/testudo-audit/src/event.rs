@@ -6,7 +6,8 @@
 //! A request record is built on the query path for every request and dropped on the writer
 //! thread, so its usual fields own no heap memory: fixed texts are `Cow::Borrowed`
 //! (`endpoint`, [`Outcome::code`]), the trace id and the query hash are inline ([`TraceId`],
-//! [`QueryHash`]), the database's path is shared with the credential's scope (`Arc<str>`).
+//! [`QueryHash`]), the database's path, a JWT's names and the query tags are shared
+//! (`Arc<str>`) with the scope and the request.
 //! A block allocated on one thread and freed on another is what glibc's per-thread arenas
 //! handle worst (docs/BENCHMARKS.md, "Audit log on vs off").
 //!
@@ -208,9 +209,9 @@ pub struct RequestRecord {
     /// [`query_hash`] of the query's FQL text (never its arguments).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_hash: Option<QueryHash>,
-    /// The client's `X-Query-Tags`, as sent.
+    /// The client's `X-Query-Tags`, as sent (shared with the request that echoes them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tags: Option<String>,
+    pub tags: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops: Option<Ops>,
     /// The W3C trace id (the second field of `traceparent`), to join logs and traces.

@@ -772,7 +772,7 @@ pub(crate) mod tests {
         let AuditEvent::Request(mut record) = event() else {
             unreachable!()
         };
-        record.tags = Some(tag.to_owned());
+        record.tags = Some(tag.into());
         AuditEvent::Request(record)
     }
 

@@ -34,7 +34,7 @@ pub struct RequestFacts {
     pub query_hash: Option<QueryHash>,
     pub ops: Option<Ops>,
     /// The client's `X-Query-Tags`.
-    pub tags: Option<String>,
+    pub tags: Option<std::sync::Arc<str>>,
 }
 
 /// The error code of a protocol error response (set by `response::protocol_error`), used

@@ -48,6 +48,7 @@ where
     let mut response = match parse_query_tags(&parts.headers) {
         Err(err) => protocol_error(&err, None, traceparent),
         Ok(tags) => {
+            let tags: Option<Arc<str>> = tags.map(Arc::from);
             facts.tags.clone_from(&tags);
             let run = run(state, &parts.headers, body, started, client, &mut facts);
             match run.await {
