@@ -180,6 +180,17 @@ impl Spares {
         }
     }
 
+    /// Takes back the box of a record the queue refused, unless the spares are busy or
+    /// full (never waits: this is the query path).
+    fn give_back_refused(&self, mut queued: Box<Queued>) {
+        queued.event = None;
+        if let Ok(mut boxes) = self.boxes.try_lock()
+            && boxes.len() < SPARE_BOXES
+        {
+            boxes.push(queued);
+        }
+    }
+
     /// Takes back emptied boxes, up to [`SPARE_BOXES`]; the rest are freed.
     #[expect(clippy::vec_box, reason = "the boxes are what is reused")]
     fn give_back(&self, emptied: &mut Vec<Box<Queued>>) {
@@ -285,14 +296,21 @@ impl AuditSink for AuditWriter {
         let counters = &self.counters;
         // Counted before the send, so the thread's decrement never comes first.
         counters.depth.fetch_add(1, Ordering::Relaxed);
-        let sent = match self.when_full {
+        let refused = match self.when_full {
             WhenFull::Drop => match self.sender.try_send(message) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+                Ok(()) => None,
+                Err(TrySendError::Full(message) | TrySendError::Disconnected(message)) => {
+                    Some(message)
+                }
             },
-            WhenFull::Block => self.sender.send(message).is_ok(),
+            WhenFull::Block => self.sender.send(message).err().map(|err| err.0),
         };
-        if !sent {
+        if let Some(message) = refused {
+            // The box goes back to the spares like a written one (a full queue means a
+            // stalled disk: no time to start freeing across threads).
+            if let Message::Event(queued) = message {
+                self.spares.give_back_refused(queued);
+            }
             counters.depth.fetch_sub(1, Ordering::Relaxed);
             counters.dropped.fetch_add(1, Ordering::Relaxed);
             counters.unrecorded.fetch_add(1, Ordering::Relaxed);
@@ -791,6 +809,12 @@ pub(crate) mod tests {
         let dropped = writer.stats().dropped;
         // The queue holds one message: at most one of the five got in.
         assert!(dropped >= 4, "{dropped}");
+        // The refused records' boxes went back to the spares, empty: one box served them all.
+        {
+            let spares = writer.spares.boxes.lock().unwrap();
+            assert_eq!(spares.len(), 1);
+            assert!(spares[0].event.is_none());
+        }
         release.recv().unwrap();
         writer.close();
 
