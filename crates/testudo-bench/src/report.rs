@@ -13,7 +13,7 @@ use crate::setup::Seeding;
 
 pub const CSV_HEADER: &str = "scenario,protocol,connections,streams,client_threads,warmup_s,\
 duration_s,ok,errors,ops_per_sec,p50_us,p99_us,max_us,mean_us,server_cores,client_cores,\
-server_us_per_op,auth";
+server_us_per_op,auth,server_threads_us_per_op";
 
 /// The header of `--seed-only --format csv`: what preparing a scenario did.
 pub const SEED_CSV_HEADER: &str =
@@ -54,7 +54,7 @@ impl Report {
         let optional =
             |v: Option<f64>, digits: usize| v.map_or_else(String::new, |v| format!("{v:.digits$}"));
         format!(
-            "{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{},{},{}",
             self.scenario,
             self.protocol,
             self.connections,
@@ -73,6 +73,7 @@ impl Report {
             optional(o.cores(o.client_cpu), 2),
             optional(o.server_us_per_op(), 1),
             self.auth,
+            threads_column(o),
         )
     }
 
@@ -109,11 +110,36 @@ impl Report {
                 o.server_us_per_op().unwrap_or(0.0)
             );
         }
+        for (kind, user, system) in o.server_threads_us_per_op() {
+            let _ = writeln!(
+                out,
+                "    {kind}: {:.1} us per request ({user:.1} user, {system:.1} system)",
+                user + system
+            );
+        }
         if let Some(client) = o.cores(o.client_cpu) {
             let _ = writeln!(out, "  load generator CPU {client:.2} cores");
         }
         out
     }
+}
+
+/// The server's threads by kind, as `kind=user/system` in µs per request, `;`-separated and
+/// the busiest first (`tokio-rt-worker=57.2/24.1;audit-writer=1.7/0.7`).
+fn threads_column(o: &Outcome) -> String {
+    let mut column = String::new();
+    for (kind, user, system) in o.server_threads_us_per_op() {
+        if !column.is_empty() {
+            column.push(';');
+        }
+        // A kind is a thread name: no comma or `;` is expected, but one must not break the row.
+        let kind: String = kind
+            .chars()
+            .filter(|c| !matches!(c, ',' | ';' | '='))
+            .collect();
+        let _ = write!(column, "{kind}={user:.1}/{system:.1}");
+    }
+    column
 }
 
 /// One `--seed-only` result: a line for people, or a row under [`SEED_CSV_HEADER`].
@@ -178,6 +204,22 @@ mod tests {
                 first_error: None,
                 server_cpu: Some(Duration::from_secs(12)),
                 client_cpu: None,
+                server_threads: vec![
+                    (
+                        "tokio-rt-worker".to_owned(),
+                        crate::cpu::Used {
+                            user: Duration::from_secs(8),
+                            system: Duration::from_millis(3_500),
+                        },
+                    ),
+                    (
+                        "audit,writer".to_owned(),
+                        crate::cpu::Used {
+                            user: Duration::from_millis(300),
+                            system: Duration::from_millis(200),
+                        },
+                    ),
+                ],
             },
             seeding: Seeding {
                 collection: None,
@@ -194,7 +236,8 @@ mod tests {
         assert_eq!(row.split(',').count(), CSV_HEADER.split(',').count());
         assert_eq!(
             row,
-            "point-read,h1,16,1,1,2,10,5000,2,500.0,250,1200,9000,300,1.20,,2400.0,root"
+            "point-read,h1,16,1,1,2,10,5000,2,500.0,250,1200,9000,300,1.20,,2400.0,root,\
+             tokio-rt-worker=1600.0/700.0;auditwriter=60.0/40.0"
         );
     }
 

@@ -55,6 +55,9 @@ pub struct Outcome {
     pub server_cpu: Option<Duration>,
     /// CPU time the load generator itself used in the measured window.
     pub client_cpu: Option<Duration>,
+    /// What the server's threads used in the measured window, by kind, the busiest first
+    /// (empty when its pid was not given or its threads could not be read).
+    pub server_threads: Vec<(String, cpu::Used)>,
 }
 
 impl Outcome {
@@ -79,6 +82,18 @@ impl Outcome {
         self.server_cpu
             .filter(|_| self.ok > 0)
             .map(|cpu| cpu.as_secs_f64() * 1e6 / self.ok as f64)
+    }
+
+    /// `server_threads` per successful request, in microseconds: (kind, user, system).
+    pub fn server_threads_us_per_op(&self) -> Vec<(&str, f64, f64)> {
+        if self.ok == 0 {
+            return Vec::new();
+        }
+        let per_op = |d: Duration| d.as_secs_f64() * 1e6 / self.ok as f64;
+        self.server_threads
+            .iter()
+            .map(|(kind, used)| (kind.as_str(), per_op(used.user), per_op(used.system)))
+            .collect()
     }
 }
 
@@ -151,7 +166,11 @@ pub async fn run(
         }
     }
     let ok = samples.len() as u64;
-    let (server_cpu, client_cpu) = sampler.await.unwrap_or((None, None));
+    let Sampled {
+        server_cpu,
+        client_cpu,
+        server_threads,
+    } = sampler.await.unwrap_or_default();
     Ok(Outcome {
         latency: samples.summary(),
         ok,
@@ -160,24 +179,41 @@ pub async fn run(
         first_error,
         server_cpu,
         client_cpu,
+        server_threads,
     })
 }
 
-/// CPU time used by the server (if its pid is known) and by this process between the start
-/// and the end of the measured window.
-async fn sample_cpu(clock: Clock, server_pid: Option<u32>) -> (Option<Duration>, Option<Duration>) {
+/// CPU time used in the measured window.
+#[derive(Default)]
+struct Sampled {
+    server_cpu: Option<Duration>,
+    client_cpu: Option<Duration>,
+    server_threads: Vec<(String, cpu::Used)>,
+}
+
+/// CPU time used by the server (if its pid is known: the whole process and its threads by
+/// kind) and by this process between the start and the end of the measured window.
+async fn sample_cpu(clock: Clock, server_pid: Option<u32>) -> Sampled {
     let read = || {
         (
             server_pid.and_then(|pid| cpu::process_cpu(Some(pid))),
             cpu::process_cpu(None),
+            server_pid.and_then(cpu::thread_cpu),
         )
     };
     tokio::time::sleep_until(clock.measure_from.into()).await;
-    let (server0, client0) = read();
+    let (server0, client0, threads0) = read();
     tokio::time::sleep_until(clock.until.into()).await;
-    let (server1, client1) = read();
+    let (server1, client1, threads1) = read();
     let used = |a: Option<Duration>, b: Option<Duration>| b?.checked_sub(a?);
-    (used(server0, server1), used(client0, client1))
+    Sampled {
+        server_cpu: used(server0, server1),
+        client_cpu: used(client0, client1),
+        server_threads: match (threads0, threads1) {
+            (Some(before), Some(after)) => cpu::used_by_name(&before, &after),
+            _ => Vec::new(),
+        },
+    }
 }
 
 struct Worker {
