@@ -4,12 +4,12 @@
 //! the writer thread, read from `/proc/thread-self/stat` and `/proc/self/task/<tid>/stat`.
 //!
 //! ```sh
-//! cargo run --release -p testudo-audit --example writer_cost -- [records] [rate] [keyed]
+//! cargo run --release -p testudo-audit --example writer_cost -- [records] [rate] [keyed|plain] [auto|sha256|blake3]
 //! ```
 //!
 //! `records` defaults to 200,000; `rate` (records per second, default 40,000; 0: as fast as
 //! the writer takes them) sends them in bursts every 5 ms like a busy server would; `keyed`
-//! uses the HMAC chain. The log goes to a fresh temporary directory and is verified at the
+//! chains under a key; the last argument picks the hash (default `auto`, as `serve` does). The log goes to a fresh temporary directory and is verified at the
 //! end (its verification time is not counted).
 //!
 //! **Invariants:** measures only; figures are CPU time (user + system), not wall time, so
@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use testudo_audit::{
-    AuditEvent, AuditSink, AuditWriter, CredentialRef, DatabaseRef, Ops, Outcome, QueryHash,
-    RequestRecord, TraceId, WhenFull, WriterConfig, query_hash_parts, verify,
+    AuditEvent, AuditSink, AuditWriter, ChainChoice, CredentialRef, DatabaseRef, Ops, Outcome,
+    QueryHash, RequestRecord, TraceId, WhenFull, WriterConfig, query_hash_parts, verify,
 };
 
 /// Ticks per second of the `utime`/`stime` fields of `/proc/*/stat`.
@@ -92,10 +92,20 @@ fn main() {
     let records: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let rate: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(40_000);
     let keyed = args.next().is_some_and(|a| a == "keyed");
+    let chain = match args.next().as_deref() {
+        None | Some("auto") => ChainChoice::Auto,
+        Some("sha256") => ChainChoice::Sha256,
+        Some("blake3") => ChainChoice::Blake3,
+        Some(other) => {
+            eprintln!("writer_cost: unknown chain {other:?} (auto, sha256 or blake3)");
+            std::process::exit(2);
+        }
+    };
 
     let dir = std::env::temp_dir().join(format!("writer-cost-{}", std::process::id()));
     let mut config = WriterConfig::new(&dir);
     config.when_full = WhenFull::Block;
+    config.chain = chain;
     if keyed {
         config.key = Some([7; 32]);
     }
@@ -160,7 +170,8 @@ fn main() {
 
     let per = |d: Duration| d.as_secs_f64() * 1e6 / records as f64;
     println!(
-        "records {records} rate {rate}/s chain {} wall {:.2} s written {} dropped {} bytes/record {:.0}",
+        "records {records} rate {rate}/s chain {:?} {} wall {:.2} s written {} dropped {} bytes/record {:.0}",
+        chain,
         if keyed { "keyed" } else { "plain" },
         wall.as_secs_f64(),
         stats.written,

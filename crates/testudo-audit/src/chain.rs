@@ -2,14 +2,17 @@
 //!
 //! `H` is named in each segment's start record (`chain`), so a log can mix kinds and every
 //! segment verifies with the function it was written with:
-//! - `blake3` (what the writer uses now): BLAKE3's 256-bit hash, or, with the operator's key,
-//!   `blake3-keyed`: BLAKE3's keyed hash under a key derived from it;
-//! - `sha256` and `hmac-sha256`: what earlier versions wrote (still verified and read).
+//! - `sha256`: SHA-256, or, with the operator's key, `hmac-sha256`: HMAC-SHA256 under it;
+//! - `blake3`: BLAKE3's 256-bit hash, or, with the key, `blake3-keyed`: BLAKE3's keyed hash
+//!   under a key derived from it.
 //!
-//! BLAKE3 replaced SHA-256 for cost only: a record is hashed once as it is written, and on a
-//! CPU without SHA extensions SHA-256 of a ~450-byte record took about half of the writer
-//! thread's CPU (`docs/BENCHMARKS.md`, "Audit log on vs off"); BLAKE3 does the same work in
-//! about a quarter of the time, with the same 256-bit collision and preimage resistance.
+//! The writer picks whichever is cheaper on the CPU it runs on ([`Chain::current`]): a record
+//! is hashed once, as it is written, and that hash is the larger part of the writer thread's
+//! CPU (`docs/BENCHMARKS.md`, "Audit log on vs off"). A ~460-byte link costs, per record,
+//! SHA-256 ~310 ns and BLAKE3 ~670 ns on a CPU with SHA extensions (ring then uses them;
+//! BLAKE3's SIMD only helps inputs of several KiB), and on one without them BLAKE3 about a
+//! quarter of SHA-256's time. Both give 256-bit collision and preimage resistance, and any
+//! machine verifies either: the choice only moves cost.
 //!
 //! Without a key the chain detects edits, removals, insertions and reordering by anyone
 //! who does not also recompute every later link; with a key, nobody without the key can
@@ -31,6 +34,18 @@ pub const GENESIS: Link = [0; 32];
 /// key: the same file keys both kinds of chain, and a derived key keeps them independent.
 const BLAKE3_KEY_CONTEXT: &str = "testudo audit log 2026-11-28 blake3-keyed chain key";
 
+/// Which hash the writer chains new segments with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChainChoice {
+    /// The cheaper one on this CPU (the default): SHA-256 with SHA extensions, else BLAKE3.
+    #[default]
+    Auto,
+    /// SHA-256 (HMAC-SHA256 with a key), e.g. where policy names the algorithm.
+    Sha256,
+    /// BLAKE3 (its keyed hash with a key).
+    Blake3,
+}
+
 /// How links are computed.
 #[derive(Clone)]
 pub enum Chain {
@@ -47,12 +62,29 @@ impl std::fmt::Debug for Chain {
 }
 
 impl Chain {
-    /// The chain the writer uses: BLAKE3, keyed when a key is configured.
-    pub fn current(key: Option<&[u8; 32]>) -> Chain {
-        match key {
-            Some(key) => Chain::Blake3Keyed(blake3::derive_key(BLAKE3_KEY_CONTEXT, key)),
-            None => Chain::Blake3,
+    /// The chain the writer uses: keyed when a key is configured; for `Auto`, SHA-256 when
+    /// this CPU has SHA extensions and BLAKE3 otherwise.
+    pub fn current(choice: ChainChoice, key: Option<&[u8; 32]>) -> Chain {
+        let sha = match choice {
+            ChainChoice::Auto => cpu_has_sha_extensions(),
+            ChainChoice::Sha256 => true,
+            ChainChoice::Blake3 => false,
+        };
+        Chain::cheapest(key, sha)
+    }
+
+    /// The cheaper chain for a CPU with or without SHA extensions.
+    pub fn cheapest(key: Option<&[u8; 32]>, sha_extensions: bool) -> Chain {
+        match (key, sha_extensions) {
+            (Some(key), true) => Chain::Hmac(hmac::Key::new(hmac::HMAC_SHA256, key)),
+            (Some(key), false) => Chain::blake3_keyed(key),
+            (None, true) => Chain::Sha256,
+            (None, false) => Chain::Blake3,
         }
+    }
+
+    fn blake3_keyed(key: &[u8; 32]) -> Chain {
+        Chain::Blake3Keyed(blake3::derive_key(BLAKE3_KEY_CONTEXT, key))
     }
 
     /// The chain a segment names in its start record; `Err(true)` when that kind needs a key
@@ -61,7 +93,7 @@ impl Chain {
         match (name, key) {
             ("blake3", _) => Ok(Chain::Blake3),
             ("sha256", _) => Ok(Chain::Sha256),
-            ("blake3-keyed", Some(key)) => Ok(Chain::current(Some(key))),
+            ("blake3-keyed", Some(key)) => Ok(Chain::blake3_keyed(key)),
             ("hmac-sha256", Some(key)) => Ok(Chain::Hmac(hmac::Key::new(hmac::HMAC_SHA256, key))),
             ("blake3-keyed" | "hmac-sha256", None) => Err(true),
             _ => Err(false),
@@ -112,6 +144,24 @@ impl Chain {
             }
         }
         out
+    }
+}
+
+/// Whether ring's SHA-256 runs on SHA instructions here (it detects them the same way).
+fn cpu_has_sha_extensions() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("sha")
+            && std::arch::is_x86_feature_detected!("ssse3")
+            && std::arch::is_x86_feature_detected!("sse4.1")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("sha2")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
     }
 }
 
@@ -176,7 +226,7 @@ mod tests {
     fn a_keyed_chain_differs_from_the_plain_one_and_by_key() {
         for (plain, keyed) in [
             (Chain::Sha256, hmac as fn(&[u8; 32]) -> Chain),
-            (Chain::Blake3, |key| Chain::current(Some(key))),
+            (Chain::Blake3, Chain::blake3_keyed),
         ] {
             let plain = plain.link(&GENESIS, b"r");
             let one = keyed(&[1; 32]).link(&GENESIS, b"r");
@@ -186,7 +236,7 @@ mod tests {
         }
         assert_eq!(format!("{:?}", hmac(&[1; 32])), "hmac-sha256");
         assert_eq!(
-            format!("{:?}", Chain::current(Some(&[1; 32]))),
+            format!("{:?}", Chain::blake3_keyed(&[1; 32])),
             "blake3-keyed"
         );
     }
@@ -197,7 +247,7 @@ mod tests {
             Chain::Sha256,
             hmac(&[1; 32]),
             Chain::Blake3,
-            Chain::current(Some(&[1; 32])),
+            Chain::blake3_keyed(&[1; 32]),
         ] {
             let found = Chain::named(chain.name(), Some(&[1; 32])).unwrap();
             assert_eq!(found.link(&GENESIS, b"r"), chain.link(&GENESIS, b"r"));
@@ -205,6 +255,36 @@ mod tests {
             assert_eq!(without_key.is_err(), chain.keyed());
         }
         assert!(matches!(Chain::named("md5", None), Err(false)));
+    }
+
+    #[test]
+    fn the_writer_picks_sha256_with_sha_extensions_and_blake3_without_keyed_as_configured() {
+        let key = [1; 32];
+        let names = [
+            (None, true, "sha256"),
+            (None, false, "blake3"),
+            (Some(&key), true, "hmac-sha256"),
+            (Some(&key), false, "blake3-keyed"),
+        ];
+        for (key, sha, name) in names {
+            let chain = Chain::cheapest(key, sha);
+            assert_eq!(chain.name(), name);
+            assert_eq!(chain.keyed(), key.is_some());
+        }
+        // The keyed kinds are the ones `named` finds under the same key, so a log this
+        // writer wrote verifies on any CPU.
+        for sha in [true, false] {
+            let written = Chain::cheapest(Some(&key), sha);
+            let read = Chain::named(written.name(), Some(&key)).unwrap();
+            assert_eq!(read.link(&GENESIS, b"r"), written.link(&GENESIS, b"r"));
+        }
+        let here = Chain::current(ChainChoice::Auto, None).name();
+        assert_eq!(here == "sha256", cpu_has_sha_extensions(), "{here}");
+        assert_eq!(Chain::current(ChainChoice::Sha256, None).name(), "sha256");
+        assert_eq!(
+            Chain::current(ChainChoice::Blake3, Some(&key)).name(),
+            "blake3-keyed"
+        );
     }
 
     #[test]

@@ -160,7 +160,7 @@ fn write_request(out: &mut Vec<u8>, r: &RequestRecord) {
     if let Some(trace) = &r.trace_id {
         // 32 hex digits (checked when it was made): nothing to escape.
         out.extend_from_slice(b",\"trace_id\":\"");
-        out.extend_from_slice(trace.as_str().as_bytes());
+        out.extend_from_slice(trace.digits());
         out.push(b'"');
     }
     out.push(b'}');

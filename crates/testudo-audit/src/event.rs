@@ -154,6 +154,11 @@ impl TraceId {
         // Only `parse` makes one, and it admits ASCII only.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
+
+    /// The 32 hex digits, without `as_str`'s UTF-8 check (the writer's hot path).
+    pub fn digits(&self) -> &[u8; 32] {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for TraceId {

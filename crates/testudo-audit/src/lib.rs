@@ -34,7 +34,7 @@ mod time;
 mod verify;
 mod writer;
 
-pub use chain::GENESIS;
+pub use chain::{ChainChoice, GENESIS};
 pub use event::{
     AuditEvent, AuthFailure, BackupRecord, Change, CredentialRef, DatabaseRef, Denial,
     ElevatedCall, Login, Mfa, Ops, Outcome, QueryHash, RequestRecord, TraceId, query_hash,

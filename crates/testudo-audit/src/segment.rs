@@ -71,20 +71,8 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// Writes the record `{"seq":…,"time":"…",<body's fields>}` into `out` (cleared first);
-/// `scratch` is reused between calls.
-pub fn encode_record(
-    out: &mut Vec<u8>,
-    scratch: &mut Vec<u8>,
-    seq: u64,
-    time: &str,
-    body: &dyn Body,
-) -> io::Result<()> {
-    scratch.clear();
-    body.write_json(scratch)?;
-    let Some(fields) = scratch.strip_prefix(b"{") else {
-        return Err(io::Error::other("an audit record must be a JSON object"));
-    };
+/// Writes the record `{"seq":…,"time":"…",<body's fields>}` into `out` (cleared first).
+pub fn encode_record(out: &mut Vec<u8>, seq: u64, time: &str, body: &dyn Body) -> io::Result<()> {
     out.clear();
     out.extend_from_slice(b"{\"seq\":");
     crate::encode::decimal(out, seq);
@@ -93,10 +81,18 @@ pub fn encode_record(
     out.push(b'"');
     out.extend_from_slice(time.as_bytes());
     out.push(b'"');
-    if fields != b"}" {
-        out.push(b',');
+    // The body goes straight after (no copy through a second buffer); its opening brace
+    // then becomes the comma between our fields and its own.
+    let body_at = out.len();
+    body.write_json(out)?;
+    match out.get(body_at..) {
+        Some(b"{}") => {
+            out.truncate(body_at);
+            out.push(b'}');
+        }
+        Some([b'{', ..]) => out[body_at] = b',',
+        _ => return Err(io::Error::other("an audit record must be a JSON object")),
     }
-    out.extend_from_slice(fields);
     Ok(())
 }
 

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::chain::{Chain, GENESIS, Link, hex, hex_link};
+use crate::chain::{Chain, ChainChoice, GENESIS, Link, hex, hex_link};
 use crate::encode::Body;
 use crate::event::AuditEvent;
 use crate::seal::{self, AeadKey, SegmentKeys};
@@ -72,8 +72,10 @@ pub struct WriterConfig {
     pub keep_segments: Option<usize>,
     /// Delete sealed segments last modified longer ago than this. Default: never.
     pub keep_age: Option<Duration>,
-    /// With a key, links are BLAKE3's keyed hash under (a key derived from) it instead of its
-    /// plain hash (`chain.rs`).
+    /// The hash new segments are chained with. Default: the cheaper one on this CPU.
+    pub chain: ChainChoice,
+    /// With a key, links are keyed under it (HMAC-SHA256, or BLAKE3's keyed hash under a key
+    /// derived from it; `chain.rs`) instead of plain hashes.
     pub key: Option<[u8; 32]>,
     /// The longest time between `fsync`s while records arrive. Default 1 s.
     pub sync_interval: Duration,
@@ -92,6 +94,7 @@ impl std::fmt::Debug for WriterConfig {
             .field("segment_age", &self.segment_age)
             .field("keep_segments", &self.keep_segments)
             .field("keep_age", &self.keep_age)
+            .field("chain", &self.chain)
             .field("keyed", &self.key.is_some())
             .field("encrypted", &self.encryption.is_some())
             .finish()
@@ -108,6 +111,7 @@ impl WriterConfig {
             segment_age: Some(Duration::from_secs(24 * 3600)),
             keep_segments: None,
             keep_age: None,
+            chain: ChainChoice::Auto,
             key: None,
             sync_interval: Duration::from_secs(1),
             encryption: None,
@@ -241,7 +245,7 @@ impl AuditWriter {
             source,
         };
         create_dir(&config.dir).map_err(io_err)?;
-        let chain = Chain::current(config.key.as_ref());
+        let chain = Chain::current(config.chain, config.key.as_ref());
         let mut state = State::open(&config, chain).map_err(io_err)?;
         let (sender, rx) = mpsc::sync_channel(config.queue.max(1));
         let counters = Arc::new(Counters::default());
@@ -369,7 +373,7 @@ struct State {
     active: Active,
     last_sync: Instant,
     dirty: bool,
-    /// Reused buffers: the record being written, and its body.
+    /// Reused buffers: the record being written, and sealing's working space.
     record: Vec<u8>,
     scratch: Vec<u8>,
     time: TimeText,
@@ -554,7 +558,7 @@ impl State {
     fn append(&mut self, time_us: u64, body: &dyn Body, secret: bool) -> io::Result<()> {
         let time = self.time.at(time_us);
         let seq = self.seq + 1;
-        segment::encode_record(&mut self.record, &mut self.scratch, seq, time, body)?;
+        segment::encode_record(&mut self.record, seq, time, body)?;
         if secret && let Some(key) = &self.sealing {
             seal::seal(key, seq, &self.record, &mut self.scratch, &mut self.sealed)?;
             std::mem::swap(&mut self.record, &mut self.sealed);
@@ -745,7 +749,7 @@ fn recover(
     };
     let time = format_us(now_us());
     let mut record = Vec::new();
-    segment::encode_record(&mut record, &mut Vec::new(), seq + 1, &time, &seal)?;
+    segment::encode_record(&mut record, seq + 1, &time, &seal)?;
     let link = chain.as_ref().unwrap_or(current).link(&last, &record);
     let mut line = hex(&link).into_bytes();
     line.push(b' ');
@@ -1005,7 +1009,7 @@ pub(crate) mod tests {
             *seq += 1;
             let mut record = Vec::new();
             let time = format_us(1_795_803_691_266_621 + *seq);
-            segment::encode_record(&mut record, &mut Vec::new(), *seq, &time, body).unwrap();
+            segment::encode_record(&mut record, *seq, &time, body).unwrap();
             *last = chain.link(last, &record);
             lines.extend_from_slice(&hex_link(last));
             lines.push(b' ');
@@ -1056,7 +1060,9 @@ pub(crate) mod tests {
     fn sha256_segments_of_earlier_versions_verify_and_read_before_blake3_ones() {
         let dir = tempfile::tempdir().unwrap();
         let end = old_segment(dir.path(), 1, &Chain::Sha256, (GENESIS, 0), "old", true);
-        let writer = AuditWriter::open(WriterConfig::new(dir.path())).unwrap();
+        let mut config = WriterConfig::new(dir.path());
+        config.chain = ChainChoice::Blake3;
+        let writer = AuditWriter::open(config).unwrap();
         writer.record(tagged("new"));
         writer.close();
 
@@ -1089,6 +1095,7 @@ pub(crate) mod tests {
         old_segment(dir.path(), 1, &hmac, (GENESIS, 0), "old", true);
         let mut config = WriterConfig::new(dir.path());
         config.key = Some(key);
+        config.chain = ChainChoice::Blake3;
         let writer = AuditWriter::open(config).unwrap();
         writer.record(tagged("new"));
         writer.close();
@@ -1105,6 +1112,47 @@ pub(crate) mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(tags(dir.path()), ["\"old\"", "\"new\""]);
+    }
+
+    #[test]
+    fn a_log_moved_between_cpus_alternates_chains_and_verifies_as_one() {
+        // Each start picks its chain (`Auto` by CPU); here forced, both ways, keyed and not.
+        for key in [None, Some([3; 32])] {
+            let dir = tempfile::tempdir().unwrap();
+            let choices = [
+                ChainChoice::Blake3,
+                ChainChoice::Sha256,
+                ChainChoice::Blake3,
+            ];
+            for (i, choice) in choices.into_iter().enumerate() {
+                let mut config = WriterConfig::new(dir.path());
+                config.chain = choice;
+                config.key = key;
+                let writer = AuditWriter::open(config).unwrap();
+                writer.record(tagged(&format!("r{i}")));
+                writer.close();
+            }
+            let names: Vec<String> = (1..=3).map(|n| chain_of(dir.path(), n)).collect();
+            let expected = match key {
+                None => ["blake3", "sha256", "blake3"],
+                Some(_) => ["blake3-keyed", "hmac-sha256", "blake3-keyed"],
+            };
+            assert_eq!(names, expected);
+            let report = verify(dir.path(), key.as_ref(), None).unwrap();
+            assert_eq!((report.segments, report.records), (3, 9));
+            assert_eq!(tags(dir.path()), ["\"r0\"", "\"r1\"", "\"r2\""]);
+
+            // An edit in the SHA-256 segment is found at its record.
+            let path = segment::path(dir.path(), 2);
+            let text = fs::read_to_string(&path).unwrap();
+            fs::write(&path, text.replacen("\"r1\"", "\"r9\"", 1)).unwrap();
+            match verify(dir.path(), key.as_ref(), None) {
+                Err(VerifyError::Broken(problem)) => {
+                    assert_eq!((problem.segment, problem.record), (2, 2), "{problem}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

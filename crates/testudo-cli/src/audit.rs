@@ -392,10 +392,17 @@ pub struct ServeMonitoringArgs {
     #[arg(long, value_name = "DAYS")]
     audit_keep_days: Option<u64>,
 
-    /// Chain the audit log with BLAKE3's keyed hash under this 32-byte key (raw, or 64 hex
-    /// digits), so that nobody without the key can rewrite it undetected.
+    /// Chain the audit log with a keyed hash (HMAC-SHA256 or BLAKE3's keyed hash, per
+    /// --audit-chain) under this 32-byte key (raw, or 64 hex digits), so that nobody without
+    /// the key can rewrite it undetected.
     #[arg(long, value_name = "FILE", requires = "audit_dir")]
     audit_key_file: Option<PathBuf>,
+
+    /// The hash new audit segments are chained with: `auto` picks the cheaper on this CPU
+    /// (SHA-256 where it has SHA instructions, else BLAKE3); each segment names its own, and
+    /// `testudo audit verify` checks either on any machine.
+    #[arg(long, value_enum, default_value_t = ChainArg::Auto, requires = "audit_dir")]
+    audit_chain: ChainArg,
 
     /// Serve Prometheus metrics at `GET /metrics` on this address (e.g. 127.0.0.1:9464).
     /// Default: off.
@@ -473,6 +480,13 @@ impl ServeMonitoringArgs {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum ChainArg {
+    Auto,
+    Sha256,
+    Blake3,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum WhenFullArg {
     Drop,
     Block,
@@ -539,6 +553,11 @@ impl ServeMonitoringArgs {
                     .audit_keep_days
                     .map(|days| Duration::from_secs(days.saturating_mul(86_400)));
                 config.key = self.audit_key_file.as_deref().map(read_key).transpose()?;
+                config.chain = match self.audit_chain {
+                    ChainArg::Auto => testudo_audit::ChainChoice::Auto,
+                    ChainArg::Sha256 => testudo_audit::ChainChoice::Sha256,
+                    ChainArg::Blake3 => testudo_audit::ChainChoice::Blake3,
+                };
                 config.encryption =
                     master.map(|key| Arc::new(MasterKeySegments(key)) as Arc<dyn SegmentKeys>);
                 let writer = testudo_audit::AuditWriter::open(config)
