@@ -25,6 +25,7 @@
 mod chain;
 mod encode;
 mod event;
+mod queue;
 mod read;
 mod rewrap;
 mod seal;
