@@ -25,7 +25,6 @@
 mod chain;
 mod encode;
 mod event;
-mod queue;
 mod read;
 mod rewrap;
 mod seal;

@@ -8,9 +8,9 @@
 //! chained log; `block` makes the caller wait for room, so nothing is lost but a stalled
 //! disk stalls queries.
 //!
-//! Cost on the query path: a record is built and pushed onto the queue (`queue.rs`); the
-//! thread is woken only when it was idle (after a burst it pauses `BATCH_PAUSE` and takes what
-//! gathered in one batch), so under load senders make no system call at all. Nor do they allocate: a record travels
+//! Cost on the query path: a record is built and handed to the channel; the thread is woken
+//! only when it was idle (after a burst it pauses `BATCH_PAUSE` and drains what gathered),
+//! so under load senders make no system call at all. Nor do they allocate: a record travels
 //! in a box the writer hands back once it has written it ([`Spares`]).
 //!
 //! Durability: the thread writes through a buffer that it flushes to the OS whenever the
@@ -30,7 +30,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -38,7 +38,6 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::chain::{Chain, ChainChoice, GENESIS, Link, hex, hex_link};
 use crate::encode::Body;
 use crate::event::AuditEvent;
-use crate::queue::{Queue, Refused};
 use crate::seal::{self, AeadKey, SegmentKeys};
 use crate::segment::{self, WriterRecord};
 use crate::sink::{AuditSink, SinkStats};
@@ -134,7 +133,8 @@ pub enum OpenError {
 }
 
 enum Message {
-    /// Boxed: an event is ~300 bytes, and boxes are reused ([`Spares`]).
+    /// Boxed: the channel preallocates a slot per queued message, and an event is ~300
+    /// bytes.
     Event(Box<Queued>),
     /// Flush and fsync everything before, then answer.
     Sync(SyncSender<()>),
@@ -207,16 +207,9 @@ impl Spares {
     }
 }
 
-struct CloseOnExit<'a>(&'a Queue<Message>);
-
-impl Drop for CloseOnExit<'_> {
-    fn drop(&mut self) {
-        self.0.close();
-    }
-}
-
 #[derive(Debug, Default)]
 struct Counters {
+    depth: AtomicU64,
     written: AtomicU64,
     dropped: AtomicU64,
     /// Dropped but not yet recorded in the log.
@@ -227,7 +220,7 @@ struct Counters {
 /// The file-backed audit sink. Dropping it (or [`AuditWriter::close`]) drains the queue,
 /// seals the current segment and stops the thread.
 pub struct AuditWriter {
-    queue: Arc<Queue<Message>>,
+    sender: SyncSender<Message>,
     when_full: WhenFull,
     counters: Arc<Counters>,
     spares: Arc<Spares>,
@@ -254,23 +247,17 @@ impl AuditWriter {
         create_dir(&config.dir).map_err(io_err)?;
         let chain = Chain::current(config.chain, config.key.as_ref());
         let mut state = State::open(&config, chain).map_err(io_err)?;
-        let queue = Arc::new(Queue::new(config.queue));
+        let (sender, rx) = mpsc::sync_channel(config.queue.max(1));
         let counters = Arc::new(Counters::default());
         let spares = Arc::new(Spares::default());
-        let thread_queue = Arc::clone(&queue);
         let thread_counters = Arc::clone(&counters);
         let thread_spares = Arc::clone(&spares);
         let thread = std::thread::Builder::new()
             .name("audit-writer".to_owned())
-            .spawn(move || {
-                // However the thread ends, later records are refused (and counted) instead of
-                // filling a queue nobody takes from.
-                let _closed = CloseOnExit(&thread_queue);
-                state.run(&thread_queue, &thread_counters, &thread_spares);
-            })
+            .spawn(move || state.run(&rx, &thread_counters, &thread_spares))
             .map_err(OpenError::Thread)?;
         Ok(AuditWriter {
-            queue,
+            sender,
             when_full: config.when_full,
             counters,
             spares,
@@ -281,7 +268,7 @@ impl AuditWriter {
     /// Waits until every record handed over before this call is written and synced.
     pub fn sync(&self) {
         let (tx, rx) = mpsc::sync_channel(1);
-        if self.queue.push(Message::Sync(tx), true).is_ok() {
+        if self.sender.send(Message::Sync(tx)).is_ok() {
             let _ = rx.recv();
         }
     }
@@ -295,7 +282,7 @@ impl AuditWriter {
             // after everything queued before it.
             let (tx, rx) = mpsc::sync_channel(1);
             drop(rx);
-            let _ = self.queue.push(Message::Sync(tx), true);
+            let _ = self.sender.send(Message::Sync(tx));
             let _ = thread.join();
         }
     }
@@ -310,26 +297,34 @@ impl Drop for AuditWriter {
 impl AuditSink for AuditWriter {
     fn record(&self, event: AuditEvent) {
         let message = Message::Event(self.spares.fill(now_us(), event));
-        let wait_for_room = self.when_full == WhenFull::Block;
-        if let Err((message, why)) = self.queue.push(message, wait_for_room) {
+        let counters = &self.counters;
+        // Counted before the send, so the thread's decrement never comes first.
+        counters.depth.fetch_add(1, Ordering::Relaxed);
+        let refused = match self.when_full {
+            WhenFull::Drop => match self.sender.try_send(message) {
+                Ok(()) => None,
+                Err(TrySendError::Full(message) | TrySendError::Disconnected(message)) => {
+                    Some(message)
+                }
+            },
+            WhenFull::Block => self.sender.send(message).err().map(|err| err.0),
+        };
+        if let Some(message) = refused {
             // The box goes back to the spares like a written one (a full queue means a
             // stalled disk: no time to start freeing across threads).
             if let Message::Event(queued) = message {
                 self.spares.give_back_refused(queued);
             }
-            let counters = &self.counters;
+            counters.depth.fetch_sub(1, Ordering::Relaxed);
             counters.dropped.fetch_add(1, Ordering::Relaxed);
-            // After the writer stopped there is no log left to note the loss in.
-            if why == Refused::Full {
-                counters.unrecorded.fetch_add(1, Ordering::Relaxed);
-            }
+            counters.unrecorded.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     fn stats(&self) -> SinkStats {
         let c = &self.counters;
         SinkStats {
-            queue_depth: u64::try_from(self.queue.len()).unwrap_or(u64::MAX),
+            queue_depth: c.depth.load(Ordering::Relaxed),
             written: c.written.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             write_errors: c.write_errors.load(Ordering::Relaxed),
@@ -432,28 +427,27 @@ impl State {
         Ok(state)
     }
 
-    fn run(&mut self, queue: &Queue<Message>, counters: &Counters, spares: &Spares) {
-        let mut batch = Vec::new();
+    fn run(&mut self, rx: &Receiver<Message>, counters: &Counters, spares: &Spares) {
         let mut emptied = Vec::with_capacity(SPARE_BOXES);
         loop {
-            let open = queue.take(&mut batch, self.sync_interval);
-            let message_seen = !batch.is_empty();
-            let mut stop = !open;
-            // A burst is written whole, then flushed once. Records queued behind the stop
-            // message are written too: they were accepted before the queue closed.
-            for message in batch.drain(..) {
-                stop |= self.handle(message, counters, &mut emptied);
-                if emptied.len() >= SPARE_BOXES {
-                    spares.give_back(&mut emptied);
+            let timeout = self.sync_interval;
+            let message = match rx.recv_timeout(timeout) {
+                Ok(message) => Some(message),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut stop = false;
+            let message_seen = message.is_some();
+            if let Some(message) = message {
+                stop = self.handle(message, counters, &mut emptied);
+                // Drain what is queued before flushing: one flush per burst.
+                while !stop && let Ok(message) = rx.try_recv() {
+                    stop = self.handle(message, counters, &mut emptied);
+                    if emptied.len() >= SPARE_BOXES {
+                        spares.give_back(&mut emptied);
+                    }
                 }
-            }
-            spares.give_back(&mut emptied);
-            if stop {
-                // Whatever raced in after the stop message, written before the seal.
-                for message in queue.close() {
-                    self.handle(message, counters, &mut emptied);
-                }
-                emptied.clear();
+                spares.give_back(&mut emptied);
             }
             self.note_drops(counters);
             let due = self.last_sync.elapsed() >= self.sync_interval;
@@ -478,7 +472,7 @@ impl State {
             }
             if message_seen {
                 // Under load, let records gather instead of being woken for each one: a
-                // sender wakes this thread only when it is asleep in `take`, and a wake-up
+                // sender wakes this thread only when it is blocked in `recv`, and a wake-up
                 // (a futex call and a context switch) costs more than writing the record.
                 std::thread::sleep(BATCH_PAUSE);
             }
@@ -500,6 +494,7 @@ impl State {
     ) -> bool {
         match message {
             Message::Event(mut queued) => {
+                counters.depth.fetch_sub(1, Ordering::Relaxed);
                 let time_us = queued.time_us;
                 // Taken out, and dropped here once written, so that what the event owns is
                 // freed on this thread and a spare box holds nothing.
@@ -811,7 +806,7 @@ pub(crate) mod tests {
         let writer = AuditWriter::open(config).unwrap();
         // Stall the thread: it cannot answer on a rendezvous channel nobody receives from.
         let (stall, release) = mpsc::sync_channel(0);
-        assert!(writer.queue.push(Message::Sync(stall), true).is_ok());
+        writer.sender.send(Message::Sync(stall)).unwrap();
         for _ in 0..5 {
             writer.record(event());
         }
@@ -866,7 +861,7 @@ pub(crate) mod tests {
         // The next record travels in a spare box: one fewer waits (the thread, stalled, cannot
         // have handed it back yet), and once written the same boxes are spare again.
         let (stall, release) = mpsc::sync_channel(0);
-        assert!(writer.queue.push(Message::Sync(stall), true).is_ok());
+        writer.sender.send(Message::Sync(stall)).unwrap();
         writer.record(event());
         assert_eq!(spare_count(), 9);
         release.recv().unwrap();
